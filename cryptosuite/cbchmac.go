@@ -1,0 +1,131 @@
+package cryptosuite
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+)
+
+// A256CBC-HS512, exactly RFC 7518 §5.2.2 and §5.2.5: K = MAC_KEY ‖ ENC_KEY
+// (32 bytes each), E = AES-256-CBC(ENC_KEY, IV, PKCS#7(P)), AL = the bit
+// length of A as 8 bytes big-endian, T = HMAC-SHA-512(MAC_KEY, A ‖ IV ‖ E ‖
+// AL)[:32]. The ciphertext returned by Seal is E ‖ T; the IV travels in
+// front of it as the nonce.
+const (
+	cbcHMACKeySize = 64
+	cbcIVSize      = aes.BlockSize
+	cbcTagSize     = 32
+)
+
+// newBlockCipher builds the AES block cipher. Tests replace it with a
+// counting wrapper to show that no block is decrypted after a MAC failure.
+var newBlockCipher = aes.NewCipher
+
+type cbcHMAC struct {
+	macKey [32]byte
+	block  cipher.Block
+}
+
+var errCBCKeySize = errors.New("cryptosuite: A256CBC-HS512 key must be 64 bytes")
+
+// newCBCHMAC returns A256CBC-HS512 as a cipher.AEAD whose nonce is the
+// 16-byte IV. The IV must be fresh and random for every message (DESIGN.md
+// §5: never a counter); SealRandom does that.
+func newCBCHMAC(key []byte) (cipher.AEAD, error) {
+	if len(key) != cbcHMACKeySize {
+		return nil, errCBCKeySize
+	}
+	b, err := newBlockCipher(key[32:])
+	if err != nil {
+		return nil, err
+	}
+	a := &cbcHMAC{block: b}
+	copy(a.macKey[:], key[:32])
+	return a, nil
+}
+
+func (a *cbcHMAC) NonceSize() int { return cbcIVSize }
+
+// Overhead is the largest growth: a full padding block plus the tag.
+func (a *cbcHMAC) Overhead() int { return aes.BlockSize + cbcTagSize }
+
+func (a *cbcHMAC) tag(dst *[cbcTagSize]byte, aad, iv, e []byte) {
+	m := hmac.New(sha512.New, a.macKey[:])
+	m.Write(aad)
+	m.Write(iv)
+	m.Write(e)
+	var al [8]byte
+	binary.BigEndian.PutUint64(al[:], uint64(len(aad))*8)
+	m.Write(al[:])
+	var sum [sha512.Size]byte
+	copy(dst[:], m.Sum(sum[:0])[:cbcTagSize])
+}
+
+func (a *cbcHMAC) Seal(dst, iv, plaintext, aad []byte) []byte {
+	if len(iv) != cbcIVSize {
+		panic("cryptosuite: A256CBC-HS512 IV must be 16 bytes")
+	}
+	pad := aes.BlockSize - len(plaintext)%aes.BlockSize
+	n := len(plaintext) + pad
+	ret, out := sliceForAppend(dst, n+cbcTagSize)
+	e := out[:n]
+	copy(e, plaintext)
+	for i := len(plaintext); i < n; i++ {
+		e[i] = byte(pad)
+	}
+	cipher.NewCBCEncrypter(a.block, iv).CryptBlocks(e, e)
+	var t [cbcTagSize]byte
+	a.tag(&t, aad, iv, e)
+	copy(out[n:], t[:])
+	return ret
+}
+
+// Open checks the tag in constant time before anything is decrypted; every
+// failure (length, tag, padding) is the same ErrDecrypt, so the result tells
+// a padding oracle nothing.
+func (a *cbcHMAC) Open(dst, iv, ciphertext, aad []byte) ([]byte, error) {
+	if len(iv) != cbcIVSize || len(ciphertext) < aes.BlockSize+cbcTagSize ||
+		(len(ciphertext)-cbcTagSize)%aes.BlockSize != 0 {
+		return nil, ErrDecrypt
+	}
+	e, t := ciphertext[:len(ciphertext)-cbcTagSize], ciphertext[len(ciphertext)-cbcTagSize:]
+	var want [cbcTagSize]byte
+	a.tag(&want, aad, iv, e)
+	if subtle.ConstantTimeCompare(want[:], t) != 1 {
+		return nil, ErrDecrypt
+	}
+	ret, out := sliceForAppend(dst, len(e))
+	cipher.NewCBCDecrypter(a.block, iv).CryptBlocks(out, e)
+	// The tag was good, so only a key holder made these bytes; the padding
+	// check can no longer leak anything to an attacker, but stays constant
+	// time anyway.
+	pad := int(out[len(out)-1])
+	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, aes.BlockSize)
+	for i := 1; i <= aes.BlockSize; i++ {
+		inPad := subtle.ConstantTimeLessOrEq(i, pad)
+		match := subtle.ConstantTimeByteEq(out[len(out)-i], byte(pad))
+		good &= subtle.ConstantTimeSelect(inPad, match, 1)
+	}
+	if good != 1 {
+		clear(out)
+		return nil, ErrDecrypt
+	}
+	return ret[:len(ret)-pad], nil
+}
+
+// sliceForAppend extends in by n bytes, returning the whole slice and the
+// new tail (the idiom of crypto/cipher).
+func sliceForAppend(in []byte, n int) (head, tail []byte) {
+	if total := len(in) + n; cap(in) >= total {
+		head = in[:total]
+	} else {
+		head = make([]byte, total)
+		copy(head, in)
+	}
+	tail = head[len(in):]
+	return
+}
