@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
+	"hash"
 )
 
 // A256CBC-HS512, exactly RFC 7518 §5.2.2 and §5.2.5: K = MAC_KEY ‖ ENC_KEY
@@ -53,8 +54,12 @@ func (a *cbcHMAC) NonceSize() int { return cbcIVSize }
 // Overhead is the largest growth: a full padding block plus the tag.
 func (a *cbcHMAC) Overhead() int { return aes.BlockSize + cbcTagSize }
 
+// cbcMAC is the MAC of A256CBC-HS512 before truncation: HMAC-SHA-512 from
+// crypto/hmac. The Wycheproof HMAC-SHA-512 vectors run through it.
+func cbcMAC(key []byte) hash.Hash { return hmac.New(sha512.New, key) }
+
 func (a *cbcHMAC) tag(dst *[cbcTagSize]byte, aad, iv, e []byte) {
-	m := hmac.New(sha512.New, a.macKey[:])
+	m := cbcMAC(a.macKey[:])
 	m.Write(aad)
 	m.Write(iv)
 	m.Write(e)
@@ -69,19 +74,11 @@ func (a *cbcHMAC) Seal(dst, iv, plaintext, aad []byte) []byte {
 	if len(iv) != cbcIVSize {
 		panic("cryptosuite: A256CBC-HS512 IV must be 16 bytes")
 	}
-	pad := aes.BlockSize - len(plaintext)%aes.BlockSize
-	n := len(plaintext) + pad
-	ret, out := sliceForAppend(dst, n+cbcTagSize)
-	e := out[:n]
-	copy(e, plaintext)
-	for i := len(plaintext); i < n; i++ {
-		e[i] = byte(pad)
-	}
-	cipher.NewCBCEncrypter(a.block, iv).CryptBlocks(e, e)
+	ret := cbcEncrypt(a.block, iv, dst, plaintext)
+	e := ret[len(dst):]
 	var t [cbcTagSize]byte
 	a.tag(&t, aad, iv, e)
-	copy(out[n:], t[:])
-	return ret
+	return append(ret, t[:]...)
 }
 
 // Open checks the tag in constant time before anything is decrypted; every
@@ -98,14 +95,47 @@ func (a *cbcHMAC) Open(dst, iv, ciphertext, aad []byte) ([]byte, error) {
 	if subtle.ConstantTimeCompare(want[:], t) != 1 {
 		return nil, ErrDecrypt
 	}
-	ret, out := sliceForAppend(dst, len(e))
-	cipher.NewCBCDecrypter(a.block, iv).CryptBlocks(out, e)
 	// The tag was good, so only a key holder made these bytes; the padding
-	// check can no longer leak anything to an attacker, but stays constant
-	// time anyway.
+	// check inside cbcDecrypt can no longer leak anything to an attacker.
+	return cbcDecrypt(a.block, iv, dst, e)
+}
+
+// cbcEncrypt appends CBC(b, iv, PKCS#7(plaintext)) to dst: always 1 to
+// b.BlockSize() bytes of padding, so the output is a whole number of blocks
+// and never empty. It is the encryption half of A256CBC-HS512, kept apart
+// so that the plain AES-CBC vectors test the very same code. The output may
+// overwrite plaintext only when plaintext[:0] is dst (exact overlap).
+func cbcEncrypt(b cipher.Block, iv, dst, plaintext []byte) []byte {
+	bs := b.BlockSize()
+	pad := bs - len(plaintext)%bs
+	n := len(plaintext) + pad
+	// Room for the A256CBC-HS512 tag too, so Seal appends it in place.
+	ret, _ := sliceForAppend(dst, n+cbcTagSize)
+	ret = ret[:len(dst)+n]
+	e := ret[len(dst):]
+	copy(e, plaintext)
+	for i := len(plaintext); i < n; i++ {
+		e[i] = byte(pad)
+	}
+	cipher.NewCBCEncrypter(b, iv).CryptBlocks(e, e)
+	return ret
+}
+
+// cbcDecrypt appends the CBC decryption of e under b and iv to dst, with its
+// PKCS#7 padding checked in constant time and removed. Every failure (IV
+// size, length not a positive multiple of the block size, bad padding) is
+// ErrDecrypt, and no plaintext is left in dst's spare capacity on failure.
+// In A256CBC-HS512 it runs only after the tag has been verified.
+func cbcDecrypt(b cipher.Block, iv, dst, e []byte) ([]byte, error) {
+	bs := b.BlockSize()
+	if len(iv) != bs || len(e) == 0 || len(e)%bs != 0 {
+		return nil, ErrDecrypt
+	}
+	ret, out := sliceForAppend(dst, len(e))
+	cipher.NewCBCDecrypter(b, iv).CryptBlocks(out, e)
 	pad := int(out[len(out)-1])
-	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, aes.BlockSize)
-	for i := 1; i <= aes.BlockSize; i++ {
+	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, bs)
+	for i := 1; i <= bs; i++ {
 		inPad := subtle.ConstantTimeLessOrEq(i, pad)
 		match := subtle.ConstantTimeByteEq(out[len(out)-i], byte(pad))
 		good &= subtle.ConstantTimeSelect(inPad, match, 1)

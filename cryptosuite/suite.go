@@ -37,7 +37,12 @@ type AEADSuite struct {
 	// RandomIV is true for CBC: its IV is always fresh random bytes,
 	// never a counter (DESIGN.md §5).
 	RandomIV bool
-	New      func(key []byte) (cipher.AEAD, error)
+	// New returns the AEAD for a key of exactly KeySize bytes (anything
+	// else is an error). Its Open reports every failure, a nonce of the
+	// wrong size included, as ErrDecrypt; its Seal panics on a nonce of the
+	// wrong size, as crypto/cipher's do. Nonces come from SealRandom,
+	// CounterNonce or SenderSealer, never from the caller's own scheme.
+	New func(key []byte) (cipher.AEAD, error)
 }
 
 func newAESGCM(key []byte) (cipher.AEAD, error) {
@@ -48,7 +53,40 @@ func newAESGCM(key []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cipher.NewGCM(b)
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil, err
+	}
+	return checkedAEAD{g}, nil
+}
+
+func newChaCha20Poly1305(key []byte) (cipher.AEAD, error) {
+	if len(key) != chacha20poly1305.KeySize {
+		return nil, errors.New("cryptosuite: ChaCha20-Poly1305 key must be 32 bytes")
+	}
+	c, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, err
+	}
+	return checkedAEAD{c}, nil
+}
+
+// checkedAEAD gives a library AEAD the Open contract of every lanpeer
+// suite: a nonce of the wrong size (which would make crypto/cipher and
+// x/crypto panic) and every authentication failure (which they report with
+// their own error values) are ErrDecrypt. Seal is unchanged: a nonce of the
+// wrong size there is a programming error and panics.
+type checkedAEAD struct{ cipher.AEAD }
+
+func (a checkedAEAD) Open(dst, nonce, ciphertext, aad []byte) ([]byte, error) {
+	if len(nonce) != a.NonceSize() {
+		return nil, ErrDecrypt
+	}
+	out, err := a.AEAD.Open(dst, nonce, ciphertext, aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return out, nil
 }
 
 // aeadSuites is in preference order: A256CBC-HS512 first by default, as the
@@ -56,7 +94,7 @@ func newAESGCM(key []byte) (cipher.AEAD, error) {
 var aeadSuites = []*AEADSuite{
 	{ID: AEADA256CBCHS512, Name: "A256CBC-HS512", KeySize: cbcHMACKeySize, NonceSize: cbcIVSize, RandomIV: true, New: newCBCHMAC},
 	{ID: AEADAES256GCM, Name: "AES-256-GCM", KeySize: 32, NonceSize: 12, New: newAESGCM},
-	{ID: AEADChaCha20Poly1305, Name: "ChaCha20-Poly1305", KeySize: chacha20poly1305.KeySize, NonceSize: chacha20poly1305.NonceSize, New: chacha20poly1305.New},
+	{ID: AEADChaCha20Poly1305, Name: "ChaCha20-Poly1305", KeySize: chacha20poly1305.KeySize, NonceSize: chacha20poly1305.NonceSize, New: newChaCha20Poly1305},
 }
 
 // AEADs returns every AEAD suite in preference order.
