@@ -1,6 +1,7 @@
 package cryptosuite
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/hpke"
@@ -109,13 +110,16 @@ var (
 	ErrBadHPKEKey = errors.New("cryptosuite: malformed HPKE key")
 )
 
-// HPKEPublicKey is a checked HPKE public key of a key package.
+// HPKEPublicKey is a checked HPKE public key of a key package. The zero
+// value is not usable; get one from ParseHPKEPublicKey or
+// HPKEPrivateKey.PublicKey.
 type HPKEPublicKey struct {
 	kem KEMID
 	pk  hpke.PublicKey
 }
 
-// HPKEPrivateKey is the private half of a key package's HPKE key.
+// HPKEPrivateKey is the private half of a key package's HPKE key. The zero
+// value is not usable; get one from GenerateHPKEKey or NewHPKEPrivateKey.
 type HPKEPrivateKey struct {
 	kem KEMID
 	sk  hpke.PrivateKey
@@ -171,7 +175,9 @@ func (k *HPKEPrivateKey) PublicKey() *HPKEPublicKey {
 func (k *HPKEPrivateKey) PublicKeyBytes() []byte { return k.sk.PublicKey().Bytes() }
 
 // ParseHPKEPublicKey reads a key package's HPKE public key. The length is
-// checked exactly before anything is parsed.
+// checked exactly before anything is parsed. An X25519 point of low order
+// (alone, or as the X25519 half of the hybrid key) is refused here: every
+// wrap to it would fail, since each sender's shared secret would be zero.
 func ParseHPKEPublicKey(kem KEMID, b []byte) (*HPKEPublicKey, error) {
 	p, ok := kem.params()
 	if !ok {
@@ -179,6 +185,10 @@ func ParseHPKEPublicKey(kem KEMID, b []byte) (*HPKEPublicKey, error) {
 	}
 	if len(b) != p.pubSize {
 		return nil, fmt.Errorf("%w: %v public key of %d bytes (want %d)", ErrBadHPKEKey, kem, len(b), p.pubSize)
+	}
+	// Both encodings end in the 32-byte X25519 public key.
+	if x25519LowOrder(b[len(b)-32:]) {
+		return nil, fmt.Errorf("%w: %v public key has an X25519 point of low order", ErrBadHPKEKey, kem)
 	}
 	pk, err := p.kem.NewPublicKey(b)
 	if err != nil {
@@ -192,6 +202,28 @@ func (k *HPKEPublicKey) KEM() KEMID { return k.kem }
 
 // Bytes returns the serialized public key.
 func (k *HPKEPublicKey) Bytes() []byte { return k.pk.Bytes() }
+
+// lowOrderProbe is a fixed X25519 private key. Clamping makes every X25519
+// scalar a multiple of the cofactor, so a point whose product with this key
+// is zero gives zero with any sender's key: it has low order.
+var lowOrderProbe = func() *ecdh.PrivateKey {
+	k, err := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{0x42}, 32))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// x25519LowOrder reports whether b (32 bytes) is an X25519 public key whose
+// shared secret is all zeros; crypto/ecdh refuses exactly those.
+func x25519LowOrder(b []byte) bool {
+	p, err := ecdh.X25519().NewPublicKey(b)
+	if err != nil {
+		return true
+	}
+	_, err = lowOrderProbe.ECDH(p)
+	return err != nil
+}
 
 // RoomKeySize is the size of a room key: A256CBC-HS512 takes 64 bytes, and
 // every per-sender key is derived from it.
@@ -246,7 +278,7 @@ var errWrapInfo = errors.New("cryptosuite: room key wrap info is not a canon.Roo
 // key (32 bytes for X25519, 1120 for MLKEM768X25519) and the wrapped key
 // (exactly WrappedRoomKeySize bytes).
 func WrapRoomKey(pk *HPKEPublicKey, info []byte, key *RoomKey) (enc, wrapped []byte, err error) {
-	if pk == nil || key == nil {
+	if pk == nil || pk.pk == nil || key == nil {
 		return nil, nil, errors.New("cryptosuite: nil key in WrapRoomKey")
 	}
 	if !validWrapInfo(info) {
@@ -279,7 +311,7 @@ func WrapRoomKey(pk *HPKEPublicKey, info []byte, key *RoomKey) (enc, wrapped []b
 // checked before any HPKE work; info must be the same
 // canon.RoomKeyWrapInfo the master used. Every failure is ErrDecrypt.
 func UnwrapRoomKey(sk *HPKEPrivateKey, enc, info, wrapped []byte) (*RoomKey, error) {
-	if sk == nil || len(enc) != sk.kem.EncSize() || len(wrapped) != WrappedRoomKeySize || !validWrapInfo(info) {
+	if sk == nil || sk.sk == nil || len(enc) != sk.kem.EncSize() || len(wrapped) != WrappedRoomKeySize || !validWrapInfo(info) {
 		return nil, ErrDecrypt
 	}
 	ctx, err := hpkeNewRecipient(enc, sk.sk, hpke.HKDFSHA256(), hpke.ExportOnly(), info)

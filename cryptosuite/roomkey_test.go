@@ -618,8 +618,12 @@ func TestUnwrapRoomKeyTamper(t *testing.T) {
 				}
 				return err
 			}())
+			// A low-order X25519 enc (alone or as the hybrid's X25519 part).
+			zeroEnc := cat(enc[:len(enc)-32], make([]byte, 32))
+			got, err := UnwrapRoomKey(sk, zeroEnc, info, wrapped)
+			expectDecrypt(t, "low-order enc", got, err)
 			// Another epoch's info for the same member.
-			got, err := UnwrapRoomKey(sk, enc, testWrapInfo(6), wrapped)
+			got, err = UnwrapRoomKey(sk, enc, testWrapInfo(6), wrapped)
 			expectDecrypt(t, "other info", got, err)
 		})
 	}
@@ -723,15 +727,29 @@ func TestWrapRoomKeyRejects(t *testing.T) {
 		t.Error("nil room key accepted")
 	}
 
-	// The all-zero X25519 point has low order: the shared secret would be
-	// zero, and HPKE refuses it.
-	zero, err := ParseHPKEPublicKey(KEMX25519, make([]byte, 32))
+	// A low-order X25519 key that got past ParseHPKEPublicKey would still
+	// fail: HPKE refuses the all-zero shared secret.
+	zero, err := hpke.DHKEM(ecdh.X25519()).NewPublicKey(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := WrapRoomKey(zero, info, GenerateRoomKey()); err == nil {
+	if _, _, err := WrapRoomKey(&HPKEPublicKey{kem: KEMX25519, pk: zero}, info, GenerateRoomKey()); err == nil {
 		t.Error("wrapped to a low-order X25519 key")
 	}
+	if _, _, err := WrapRoomKey(&HPKEPublicKey{}, info, GenerateRoomKey()); err == nil {
+		t.Error("zero HPKEPublicKey accepted")
+	}
+}
+
+// lowOrderX25519 are X25519 public keys of low order (RFC 7748 §6.1's
+// all-zero check catches them): 0, 1, a point of order 8, and p, p+1 (the
+// non-canonical encodings of 0 and 1).
+var lowOrderX25519 = []string{
+	"0000000000000000000000000000000000000000000000000000000000000000",
+	"0100000000000000000000000000000000000000000000000000000000000000",
+	"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+	"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
 }
 
 func TestParseHPKEPublicKey(t *testing.T) {
@@ -744,6 +762,16 @@ func TestParseHPKEPublicKey(t *testing.T) {
 			if _, err := ParseHPKEPublicKey(kem, b); !errors.Is(err, ErrBadHPKEKey) {
 				t.Errorf("%v key of %d bytes: err %v, want ErrBadHPKEKey", kem, n, err)
 			}
+		}
+	}
+	hybrid := testHPKEKey(t, KEMMLKEM768X25519, 1).PublicKeyBytes()
+	for _, h := range lowOrderX25519 {
+		p, _ := hex.DecodeString(h)
+		if _, err := ParseHPKEPublicKey(KEMX25519, p); !errors.Is(err, ErrBadHPKEKey) {
+			t.Errorf("low-order X25519 key %s: err %v, want ErrBadHPKEKey", h, err)
+		}
+		if _, err := ParseHPKEPublicKey(KEMMLKEM768X25519, cat(hybrid[:len(hybrid)-32], p)); !errors.Is(err, ErrBadHPKEKey) {
+			t.Errorf("hybrid key with low-order X25519 part %s: err %v, want ErrBadHPKEKey", h, err)
 		}
 	}
 	// An ML-KEM encapsulation key whose coefficients are not reduced mod q.
