@@ -27,10 +27,10 @@ import (
 	"testing"
 )
 
-// hexBytes is a JSON string of lowercase hex.
-type hexBytes []byte
+// vectorHex is a JSON string of lowercase hex.
+type vectorHex []byte
 
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
+func (h *vectorHex) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
@@ -43,7 +43,7 @@ func (h *hexBytes) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func readJSON(t *testing.T, path string, v any) {
+func readVectorJSON(t *testing.T, path string, v any) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.FromSlash(path))
 	if err != nil {
@@ -54,7 +54,7 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 }
 
-func mustEqual(t *testing.T, name string, got, want []byte) {
+func mustEqualBytes(t *testing.T, name string, got, want []byte) {
 	t.Helper()
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s:\n got %x\nwant %x", name, got, want)
@@ -83,7 +83,7 @@ func hpkeSuiteID(kem, kdf, aead uint16) []byte {
 	return b
 }
 
-func cat(parts ...[]byte) []byte {
+func concatBytes(parts ...[]byte) []byte {
 	var b []byte
 	for _, p := range parts {
 		b = append(b, p...)
@@ -94,7 +94,7 @@ func cat(parts ...[]byte) []byte {
 // labeledExtract is HKDF-Extract(salt, "HPKE-v1" ‖ suite ‖ label ‖ ikm).
 func labeledExtract(t *testing.T, suite, salt []byte, label string, ikm []byte) []byte {
 	t.Helper()
-	prk, err := hkdf.Extract(sha256.New, cat([]byte("HPKE-v1"), suite, []byte(label), ikm), salt)
+	prk, err := hkdf.Extract(sha256.New, concatBytes([]byte("HPKE-v1"), suite, []byte(label), ikm), salt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func labeledExtract(t *testing.T, suite, salt []byte, label string, ikm []byte) 
 // ‖ info, L).
 func labeledExpand(t *testing.T, suite, prk []byte, label string, info []byte, l int) []byte {
 	t.Helper()
-	labeledInfo := cat(binary.BigEndian.AppendUint16(nil, uint16(l)), []byte("HPKE-v1"), suite, []byte(label), info)
+	labeledInfo := concatBytes(binary.BigEndian.AppendUint16(nil, uint16(l)), []byte("HPKE-v1"), suite, []byte(label), info)
 	out, err := hkdf.Expand(sha256.New, prk, string(labeledInfo), l)
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +113,9 @@ func labeledExpand(t *testing.T, suite, prk []byte, label string, info []byte, l
 	return out
 }
 
-// x25519 is the X25519 function of RFC 7748 through crypto/ecdh: the public
+// x25519Raw is the X25519 function of RFC 7748 through crypto/ecdh: the public
 // key of sk when peer is nil, else the shared secret.
-func x25519(t *testing.T, sk, peer []byte) []byte {
+func x25519Raw(t *testing.T, sk, peer []byte) []byte {
 	t.Helper()
 	k, err := ecdh.X25519().NewPrivateKey(sk)
 	if err != nil {
@@ -150,7 +150,7 @@ type dhkemX25519 struct {
 
 func newDHKEMX25519(t *testing.T, dh, enc, pkR []byte) dhkemX25519 {
 	suite := kemSuiteID(uint16(KEMX25519))
-	k := dhkemX25519{dh: dh, kemContext: cat(enc, pkR)}
+	k := dhkemX25519{dh: dh, kemContext: concatBytes(enc, pkR)}
 	k.eaePRK = labeledExtract(t, suite, nil, "eae_prk", dh)
 	k.sharedSecret = labeledExpand(t, suite, k.eaePRK, "shared_secret", k.kemContext, 32)
 	return k
@@ -169,7 +169,7 @@ func newKeySchedule(t *testing.T, suite, sharedSecret, info []byte, nk, nn int) 
 	ks := keySchedule{suite: suite}
 	ks.pskIDHash = labeledExtract(t, suite, nil, "psk_id_hash", nil)
 	ks.infoHash = labeledExtract(t, suite, nil, "info_hash", info)
-	ks.context = cat([]byte{0x00}, ks.pskIDHash, ks.infoHash)
+	ks.context = concatBytes([]byte{0x00}, ks.pskIDHash, ks.infoHash)
 	ks.secret = labeledExtract(t, suite, sharedSecret, "secret", nil)
 	if nk > 0 {
 		ks.key = labeledExpand(t, suite, ks.secret, "key", ks.context, nk)
@@ -187,36 +187,36 @@ func (ks keySchedule) export(t *testing.T, exporterContext []byte, l int) []byte
 // ---- RFC 9180 Appendix A.1.1 and A.2.1 ----
 
 type rfc9180Vector struct {
-	Section            string   `json:"section"`
-	Mode               int      `json:"mode"`
-	KEMID              uint16   `json:"kem_id"`
-	KDFID              uint16   `json:"kdf_id"`
-	AEADID             uint16   `json:"aead_id"`
-	Info               hexBytes `json:"info"`
-	IKME               hexBytes `json:"ikmE"`
-	PKEm               hexBytes `json:"pkEm"`
-	SKEm               hexBytes `json:"skEm"`
-	IKMR               hexBytes `json:"ikmR"`
-	PKRm               hexBytes `json:"pkRm"`
-	SKRm               hexBytes `json:"skRm"`
-	Enc                hexBytes `json:"enc"`
-	SharedSecret       hexBytes `json:"shared_secret"`
-	KeyScheduleContext hexBytes `json:"key_schedule_context"`
-	Secret             hexBytes `json:"secret"`
-	Key                hexBytes `json:"key"`
-	BaseNonce          hexBytes `json:"base_nonce"`
-	ExporterSecret     hexBytes `json:"exporter_secret"`
+	Section            string    `json:"section"`
+	Mode               int       `json:"mode"`
+	KEMID              uint16    `json:"kem_id"`
+	KDFID              uint16    `json:"kdf_id"`
+	AEADID             uint16    `json:"aead_id"`
+	Info               vectorHex `json:"info"`
+	IKME               vectorHex `json:"ikmE"`
+	PKEm               vectorHex `json:"pkEm"`
+	SKEm               vectorHex `json:"skEm"`
+	IKMR               vectorHex `json:"ikmR"`
+	PKRm               vectorHex `json:"pkRm"`
+	SKRm               vectorHex `json:"skRm"`
+	Enc                vectorHex `json:"enc"`
+	SharedSecret       vectorHex `json:"shared_secret"`
+	KeyScheduleContext vectorHex `json:"key_schedule_context"`
+	Secret             vectorHex `json:"secret"`
+	Key                vectorHex `json:"key"`
+	BaseNonce          vectorHex `json:"base_nonce"`
+	ExporterSecret     vectorHex `json:"exporter_secret"`
 	Encryptions        []struct {
-		Seq   uint64   `json:"seq"`
-		PT    hexBytes `json:"pt"`
-		AAD   hexBytes `json:"aad"`
-		Nonce hexBytes `json:"nonce"`
-		CT    hexBytes `json:"ct"`
+		Seq   uint64    `json:"seq"`
+		PT    vectorHex `json:"pt"`
+		AAD   vectorHex `json:"aad"`
+		Nonce vectorHex `json:"nonce"`
+		CT    vectorHex `json:"ct"`
 	} `json:"encryptions"`
 	Exports []struct {
-		Context hexBytes `json:"exporter_context"`
-		L       int      `json:"L"`
-		Value   hexBytes `json:"exported_value"`
+		Context vectorHex `json:"exporter_context"`
+		L       int       `json:"L"`
+		Value   vectorHex `json:"exported_value"`
 	} `json:"exports"`
 }
 
@@ -224,7 +224,7 @@ func loadRFC9180(t *testing.T) []rfc9180Vector {
 	var f struct {
 		Vectors []rfc9180Vector `json:"vectors"`
 	}
-	readJSON(t, "testdata/rfc/rfc9180_hpke_base.json", &f)
+	readVectorJSON(t, "testdata/rfc/rfc9180_hpke_base.json", &f)
 	if len(f.Vectors) != 2 {
 		t.Fatalf("rfc9180_hpke_base.json: %d vectors, want 2 (A.1.1, A.2.1)", len(f.Vectors))
 	}
@@ -240,35 +240,35 @@ func TestHPKEFromScratchRFC9180(t *testing.T) {
 			if v.Mode != 0 || v.KEMID != uint16(KEMX25519) || v.KDFID != kdfHKDFSHA256 {
 				t.Fatalf("unexpected suite: mode %d kem %#x kdf %#x", v.Mode, v.KEMID, v.KDFID)
 			}
-			mustEqual(t, "skEm = DeriveKeyPair(ikmE)", deriveX25519(t, v.IKME), v.SKEm)
-			mustEqual(t, "skRm = DeriveKeyPair(ikmR)", deriveX25519(t, v.IKMR), v.SKRm)
-			mustEqual(t, "pkEm", x25519(t, v.SKEm, nil), v.PKEm)
-			mustEqual(t, "pkRm", x25519(t, v.SKRm, nil), v.PKRm)
-			mustEqual(t, "enc = pkEm", v.Enc, v.PKEm)
+			mustEqualBytes(t, "skEm = DeriveKeyPair(ikmE)", deriveX25519(t, v.IKME), v.SKEm)
+			mustEqualBytes(t, "skRm = DeriveKeyPair(ikmR)", deriveX25519(t, v.IKMR), v.SKRm)
+			mustEqualBytes(t, "pkEm", x25519Raw(t, v.SKEm, nil), v.PKEm)
+			mustEqualBytes(t, "pkRm", x25519Raw(t, v.SKRm, nil), v.PKRm)
+			mustEqualBytes(t, "enc = pkEm", v.Enc, v.PKEm)
 
 			// Encap (sender) and Decap (recipient) sides agree.
-			dhS := x25519(t, v.SKEm, v.PKRm)
-			dhR := x25519(t, v.SKRm, v.Enc)
-			mustEqual(t, "dh both sides", dhS, dhR)
+			dhS := x25519Raw(t, v.SKEm, v.PKRm)
+			dhR := x25519Raw(t, v.SKRm, v.Enc)
+			mustEqualBytes(t, "dh both sides", dhS, dhR)
 			kem := newDHKEMX25519(t, dhR, v.Enc, v.PKRm)
-			mustEqual(t, "shared_secret", kem.sharedSecret, v.SharedSecret)
+			mustEqualBytes(t, "shared_secret", kem.sharedSecret, v.SharedSecret)
 
 			nk := map[uint16]int{aeadAES128GCM: 16, aeadChaCha20: 32}[v.AEADID]
 			ks := newKeySchedule(t, hpkeSuiteID(v.KEMID, v.KDFID, v.AEADID), kem.sharedSecret, v.Info, nk, 12)
-			mustEqual(t, "key_schedule_context", ks.context, v.KeyScheduleContext)
-			mustEqual(t, "secret", ks.secret, v.Secret)
-			mustEqual(t, "key", ks.key, v.Key)
-			mustEqual(t, "base_nonce", ks.baseNonce, v.BaseNonce)
-			mustEqual(t, "exporter_secret", ks.exporterSecret, v.ExporterSecret)
+			mustEqualBytes(t, "key_schedule_context", ks.context, v.KeyScheduleContext)
+			mustEqualBytes(t, "secret", ks.secret, v.Secret)
+			mustEqualBytes(t, "key", ks.key, v.Key)
+			mustEqualBytes(t, "base_nonce", ks.baseNonce, v.BaseNonce)
+			mustEqualBytes(t, "exporter_secret", ks.exporterSecret, v.ExporterSecret)
 			for _, e := range v.Encryptions {
 				nonce := bytes.Clone(ks.baseNonce)
 				for i := range 8 {
 					nonce[len(nonce)-1-i] ^= byte(e.Seq >> (8 * i))
 				}
-				mustEqual(t, "nonce", nonce, e.Nonce)
+				mustEqualBytes(t, "nonce", nonce, e.Nonce)
 			}
 			for _, x := range v.Exports {
-				mustEqual(t, "export "+hex.EncodeToString(x.Context), ks.export(t, x.Context, x.L), x.Value)
+				mustEqualBytes(t, "export "+hex.EncodeToString(x.Context), ks.export(t, x.Context, x.L), x.Value)
 			}
 		})
 	}
@@ -288,19 +288,19 @@ func TestHPKERecipientRFC9180(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustEqual(t, "pkRm", sk.PublicKey().Bytes(), v.PKRm)
+			mustEqualBytes(t, "pkRm", sk.PublicKey().Bytes(), v.PKRm)
 			derived, err := hpke.DHKEM(ecdh.X25519()).DeriveKeyPair(v.IKMR)
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustEqual(t, "pkRm from DeriveKeyPair", derived.PublicKey().Bytes(), v.PKRm)
+			mustEqualBytes(t, "pkRm from DeriveKeyPair", derived.PublicKey().Bytes(), v.PKRm)
 
 			// lanpeer's own constructor reads the same private key.
 			own, err := NewHPKEPrivateKey(KEMX25519, v.SKRm)
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustEqual(t, "NewHPKEPrivateKey public key", own.PublicKeyBytes(), v.PKRm)
+			mustEqualBytes(t, "NewHPKEPrivateKey public key", own.PublicKeyBytes(), v.PKRm)
 
 			r, err := hpke.NewRecipient(v.Enc, sk, hpke.HKDFSHA256(), aead, v.Info)
 			if err != nil {
@@ -315,14 +315,14 @@ func TestHPKERecipientRFC9180(t *testing.T) {
 				if err != nil {
 					t.Fatalf("seq %d: %v", e.Seq, err)
 				}
-				mustEqual(t, "pt", pt, e.PT)
+				mustEqualBytes(t, "pt", pt, e.PT)
 			}
 			for _, x := range v.Exports {
 				got, err := r.Export(string(x.Context), x.L)
 				if err != nil {
 					t.Fatal(err)
 				}
-				mustEqual(t, "export "+hex.EncodeToString(x.Context), got, x.Value)
+				mustEqualBytes(t, "export "+hex.EncodeToString(x.Context), got, x.Value)
 			}
 		})
 	}
@@ -331,34 +331,34 @@ func TestHPKERecipientRFC9180(t *testing.T) {
 // ---- Go's crypto/hpke vectors ----
 
 type goHPKEVector struct {
-	Mode           int      `json:"mode"`
-	KEMID          uint16   `json:"kem_id"`
-	KDFID          uint16   `json:"kdf_id"`
-	AEADID         uint16   `json:"aead_id"`
-	Info           hexBytes `json:"info"`
-	IKME           hexBytes `json:"ikmE"`
-	IKMR           hexBytes `json:"ikmR"`
-	SKRm           hexBytes `json:"skRm"`
-	PKRm           hexBytes `json:"pkRm"`
-	Enc            hexBytes `json:"enc"`
-	SharedSecret   hexBytes `json:"shared_secret"`
-	SuiteID        hexBytes `json:"suite_id"`
-	Key            hexBytes `json:"key"`
-	BaseNonce      hexBytes `json:"base_nonce"`
-	ExporterSecret hexBytes `json:"exporter_secret"`
+	Mode           int       `json:"mode"`
+	KEMID          uint16    `json:"kem_id"`
+	KDFID          uint16    `json:"kdf_id"`
+	AEADID         uint16    `json:"aead_id"`
+	Info           vectorHex `json:"info"`
+	IKME           vectorHex `json:"ikmE"`
+	IKMR           vectorHex `json:"ikmR"`
+	SKRm           vectorHex `json:"skRm"`
+	PKRm           vectorHex `json:"pkRm"`
+	Enc            vectorHex `json:"enc"`
+	SharedSecret   vectorHex `json:"shared_secret"`
+	SuiteID        vectorHex `json:"suite_id"`
+	Key            vectorHex `json:"key"`
+	BaseNonce      vectorHex `json:"base_nonce"`
+	ExporterSecret vectorHex `json:"exporter_secret"`
 	Encryptions    []struct {
-		AAD   hexBytes `json:"aad"`
-		CT    hexBytes `json:"ct"`
-		Nonce hexBytes `json:"nonce"`
-		PT    hexBytes `json:"pt"`
+		AAD   vectorHex `json:"aad"`
+		CT    vectorHex `json:"ct"`
+		Nonce vectorHex `json:"nonce"`
+		PT    vectorHex `json:"pt"`
 	} `json:"encryptions"`
 	Exports []struct {
-		Context hexBytes `json:"exporter_context"`
-		L       int      `json:"L"`
-		Value   hexBytes `json:"exported_value"`
+		Context vectorHex `json:"exporter_context"`
+		L       int       `json:"L"`
+		Value   vectorHex `json:"exported_value"`
 	} `json:"exports"`
 	// Go's files give long runs in accumulated form (see accumulatedExports).
-	ExportsAccumulated hexBytes `json:"exports_accumulated"`
+	ExportsAccumulated vectorHex `json:"exports_accumulated"`
 }
 
 // shakeStream draws the pseudo-random inputs of Go's accumulated vectors:
@@ -396,7 +396,7 @@ func accumulatedExports(t *testing.T, export func(exporterContext []byte, l int)
 // crypto/hpke, and again from scratch.
 func TestHPKEGoVectorsExportOnly(t *testing.T) {
 	var vs []goHPKEVector
-	readJSON(t, "testdata/go-hpke/rfc9180.json", &vs)
+	readVectorJSON(t, "testdata/go-hpke/rfc9180.json", &vs)
 	var found []goHPKEVector
 	for _, v := range vs {
 		if v.Mode == 0 && v.KEMID == uint16(KEMX25519) && v.KDFID == kdfHKDFSHA256 && v.AEADID == aeadExportOnly {
@@ -417,12 +417,12 @@ func TestHPKEGoVectorsExportOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustEqual(t, "pkRm", sk.PublicKey().Bytes(), v.PKRm)
+		mustEqualBytes(t, "pkRm", sk.PublicKey().Bytes(), v.PKRm)
 		derived, err := kem.DeriveKeyPair(v.IKMR)
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustEqual(t, "pkRm from DeriveKeyPair", derived.PublicKey().Bytes(), v.PKRm)
+		mustEqualBytes(t, "pkRm from DeriveKeyPair", derived.PublicKey().Bytes(), v.PKRm)
 		r, err := hpke.NewRecipient(v.Enc, sk, hpke.HKDFSHA256(), hpke.ExportOnly(), v.Info)
 		if err != nil {
 			t.Fatal(err)
@@ -437,19 +437,19 @@ func TestHPKEGoVectorsExportOnly(t *testing.T) {
 			}
 			return out
 		})
-		mustEqual(t, "exports_accumulated", got, v.ExportsAccumulated)
+		mustEqualBytes(t, "exports_accumulated", got, v.ExportsAccumulated)
 	})
 
 	t.Run("from scratch", func(t *testing.T) {
 		skE := deriveX25519(t, v.IKME)
-		mustEqual(t, "enc = pk(DeriveKeyPair(ikmE))", x25519(t, skE, nil), v.Enc)
-		mustEqual(t, "skRm = DeriveKeyPair(ikmR)", deriveX25519(t, v.IKMR), v.SKRm)
-		dh := x25519(t, v.SKRm, v.Enc)
-		mustEqual(t, "dh both sides", x25519(t, skE, v.PKRm), dh)
+		mustEqualBytes(t, "enc = pk(DeriveKeyPair(ikmE))", x25519Raw(t, skE, nil), v.Enc)
+		mustEqualBytes(t, "skRm = DeriveKeyPair(ikmR)", deriveX25519(t, v.IKMR), v.SKRm)
+		dh := x25519Raw(t, v.SKRm, v.Enc)
+		mustEqualBytes(t, "dh both sides", x25519Raw(t, skE, v.PKRm), dh)
 		kem := newDHKEMX25519(t, dh, v.Enc, v.PKRm)
 		ks := newKeySchedule(t, hpkeSuiteID(uint16(KEMX25519), kdfHKDFSHA256, aeadExportOnly), kem.sharedSecret, v.Info, 0, 0)
 		got := accumulatedExports(t, func(c []byte, l int) []byte { return ks.export(t, c, l) })
-		mustEqual(t, "exports_accumulated", got, v.ExportsAccumulated)
+		mustEqualBytes(t, "exports_accumulated", got, v.ExportsAccumulated)
 	})
 }
 
@@ -458,7 +458,7 @@ func TestHPKEGoVectorsExportOnly(t *testing.T) {
 // every export), and the HKDF-SHA256 key schedule from scratch.
 func TestHPKEGoVectorsMLKEM768X25519(t *testing.T) {
 	var vs []goHPKEVector
-	readJSON(t, "testdata/go-hpke/hpke-pq.json", &vs)
+	readVectorJSON(t, "testdata/go-hpke/hpke-pq.json", &vs)
 	n := 0
 	for _, v := range vs {
 		if v.KEMID != uint16(KEMMLKEM768X25519) {
@@ -473,22 +473,22 @@ func TestHPKEGoVectorsMLKEM768X25519(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustEqual(t, "pkRm", sk.PublicKeyBytes(), v.PKRm)
+			mustEqualBytes(t, "pkRm", sk.PublicKeyBytes(), v.PKRm)
 			if b, err := sk.Bytes(); err != nil {
 				t.Fatal(err)
 			} else {
-				mustEqual(t, "serialized seed", b, v.SKRm)
+				mustEqualBytes(t, "serialized seed", b, v.SKRm)
 			}
 			derived, err := hpke.MLKEM768X25519().DeriveKeyPair(v.IKMR)
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustEqual(t, "pkRm from DeriveKeyPair", derived.PublicKey().Bytes(), v.PKRm)
+			mustEqualBytes(t, "pkRm from DeriveKeyPair", derived.PublicKey().Bytes(), v.PKRm)
 			pk, err := ParseHPKEPublicKey(KEMMLKEM768X25519, v.PKRm)
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustEqual(t, "parsed public key", pk.Bytes(), v.PKRm)
+			mustEqualBytes(t, "parsed public key", pk.Bytes(), v.PKRm)
 			if len(v.Enc) != KEMMLKEM768X25519.EncSize() {
 				t.Fatalf("enc is %d bytes, EncSize says %d", len(v.Enc), KEMMLKEM768X25519.EncSize())
 			}
@@ -510,27 +510,27 @@ func TestHPKEGoVectorsMLKEM768X25519(t *testing.T) {
 				if err != nil {
 					t.Fatalf("encryption %d: %v", i, err)
 				}
-				mustEqual(t, "pt", pt, e.PT)
+				mustEqualBytes(t, "pt", pt, e.PT)
 			}
 			for _, x := range v.Exports {
 				got, err := r.Export(string(x.Context), x.L)
 				if err != nil {
 					t.Fatal(err)
 				}
-				mustEqual(t, "export "+hex.EncodeToString(x.Context), got, x.Value)
+				mustEqualBytes(t, "export "+hex.EncodeToString(x.Context), got, x.Value)
 			}
 
 			if v.KDFID != kdfHKDFSHA256 {
 				return // the from-scratch key schedule below is HKDF-SHA256's
 			}
 			suite := hpkeSuiteID(v.KEMID, v.KDFID, v.AEADID)
-			mustEqual(t, "suite_id", suite, v.SuiteID)
+			mustEqualBytes(t, "suite_id", suite, v.SuiteID)
 			ks := newKeySchedule(t, suite, v.SharedSecret, v.Info, len(v.Key), len(v.BaseNonce))
-			mustEqual(t, "key", ks.key, v.Key)
-			mustEqual(t, "base_nonce", ks.baseNonce, v.BaseNonce)
-			mustEqual(t, "exporter_secret", ks.exporterSecret, v.ExporterSecret)
+			mustEqualBytes(t, "key", ks.key, v.Key)
+			mustEqualBytes(t, "base_nonce", ks.baseNonce, v.BaseNonce)
+			mustEqualBytes(t, "exporter_secret", ks.exporterSecret, v.ExporterSecret)
 			for _, x := range v.Exports {
-				mustEqual(t, "export from scratch", ks.export(t, x.Context, x.L), x.Value)
+				mustEqualBytes(t, "export from scratch", ks.export(t, x.Context, x.L), x.Value)
 			}
 		})
 	}
