@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -51,7 +52,7 @@ func (p *PeerID) UnmarshalText(b []byte) error {
 func (p PeerID) LogValue() slog.Value { return slog.StringValue(p.String()) }
 
 // ErrBadPeerID is returned when text is not a peer ID.
-var ErrBadPeerID = errors.New("peer ID must be 64 hexadecimal characters (the output of 'lanpeer id')")
+var ErrBadPeerID = errors.New("cryptosuite: peer ID must be 64 hexadecimal characters (the output of 'lanpeer id')")
 
 // ParsePeerID reads 64 hex characters. Upper case is accepted, since people
 // paste; the canonical form printed everywhere is lower case.
@@ -94,7 +95,7 @@ func ParseKeyType(s string) (KeyType, error) {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("unknown key type %q (want rsa-3072, rsa-2048, rsa-4096 or ed25519)", s)
+	return "", fmt.Errorf("cryptosuite: unknown key type %q (want rsa-3072, rsa-2048, rsa-4096 or ed25519)", s)
 }
 
 func (k KeyType) rsaBits() int {
@@ -327,6 +328,12 @@ func ParseIdentityPEM(b []byte) (*Identity, error) {
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("%w: data after the PEM block", ErrUnsupportedKey)
+	}
+	// x509.ParsePKCS8PrivateKey ignores bytes after the DER structure;
+	// refuse them, as data after the PEM block is refused.
+	var outer asn1.RawValue
+	if rest, err := asn1.Unmarshal(blk.Bytes, &outer); err != nil || len(rest) != 0 {
+		return nil, fmt.Errorf("%w: malformed or trailing data in the PKCS#8 DER", ErrUnsupportedKey)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {

@@ -197,14 +197,14 @@ type ResponderKEXConfig struct {
 
 // RequestorKEX is the requestor's half of one key agreement: it sends Share
 // and, on the responder's answer, Finish gives the shared secret once. It is
-// safe for concurrent use; the first Finish consumes it.
+// safe for concurrent use; the first Finish consumes it. Make one with
+// KEXSuite.NewRequestor; the zero value is not usable.
 type RequestorKEX struct {
 	suite *KEXSuite
 	share []byte
 
-	mu       sync.Mutex
-	st       kexState // nil once finished
-	finished bool
+	mu sync.Mutex
+	st kexState // nil once finished
 }
 
 // NewRequestor makes the requestor's ephemeral key (from cfg.Seed when given)
@@ -235,11 +235,10 @@ func (r *RequestorKEX) Share() []byte { return append([]byte{}, r.share...) }
 func (r *RequestorKEX) Finish(responderShare []byte) (shared []byte, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.finished {
+	st := r.st
+	if st == nil {
 		return nil, ErrKEXFinished
 	}
-	r.finished = true
-	st := r.st
 	r.st = nil
 	defer st.wipe()
 	return st.finish(responderShare)

@@ -802,8 +802,9 @@ func TestKEXWycheproofP256SPKI(t *testing.T) {
 // seed, so the share must start with the vector's ek; decapsulating c (the
 // first 1088 bytes of the responder's share) must give K as the first half
 // of the secret. Malformed seeds must be refused by NewRequestor and
-// ciphertexts of the wrong length with ErrBadKeyShare. For valid keys the
-// responder side must accept ek and its encapsulation must decapsulate.
+// ciphertexts of the wrong length with ErrBadKeyShare. For a sample of the
+// valid keys the responder side must accept ek and its encapsulation must
+// decapsulate.
 func TestKEXWycheproofMLKEM768(t *testing.T) {
 	f := kexLoadWycheproof[kexMLKEMGroup](t, "mlkem_768_test.json", "mlkem_test_schema.json")
 	s := mustSuite(t, KEXX25519MLKEM768)
@@ -844,10 +845,11 @@ func TestKEXWycheproofMLKEM768(t *testing.T) {
 			} else if !errors.Is(err, ErrBadKeyShare) {
 				t.Errorf("tcId %d (%s): %v, want ErrBadKeyShare", c.TcID, c.Comment, err)
 			}
-			if c.Result != "valid" {
+			if c.Result != "valid" || c.TcID%8 != 1 {
 				continue
 			}
-			// Responder side on the same key.
+			// Responder side on the same key, for a sample of the keys
+			// (every case costs two more key generations).
 			r2, _ := s.NewRequestor(RequestorKEXConfig{Seed: append(bytes.Clone(c.Seed), xa...)})
 			resp, b, err := s.Respond(r2.Share(), nil, ResponderKEXConfig{})
 			if err != nil {
