@@ -366,21 +366,18 @@ var x25519KEX = ecdhKEX{curve: ecdh.X25519(), shareSize: x25519ShareSize, seedSi
 
 func (hybridKEX) newRequestor(cfg RequestorKEXConfig) ([]byte, kexState, error) {
 	var (
-		dk  *mlkem.DecapsulationKey768
-		err error
+		dk    *mlkem.DecapsulationKey768
+		xSeed []byte // nil: a random X25519 key
+		err   error
 	)
-	var xSeed []byte
-	switch len(cfg.Seed) {
-	case 0:
-		if cfg.Seed != nil {
-			return nil, nil, fmt.Errorf("cryptosuite: x25519-mlkem768 seed of 0 bytes (want %d)", hybridRequestorSeedSize)
-		}
+	if cfg.Seed == nil {
 		dk, err = mlkem.GenerateKey768()
-	case hybridRequestorSeedSize:
+	} else {
+		if len(cfg.Seed) != hybridRequestorSeedSize {
+			return nil, nil, fmt.Errorf("cryptosuite: x25519-mlkem768 seed of %d bytes (want %d)", len(cfg.Seed), hybridRequestorSeedSize)
+		}
 		dk, err = mlkem.NewDecapsulationKey768(cfg.Seed[:mlkem.SeedSize])
 		xSeed = cfg.Seed[mlkem.SeedSize:]
-	default:
-		return nil, nil, fmt.Errorf("cryptosuite: x25519-mlkem768 seed of %d bytes (want %d)", len(cfg.Seed), hybridRequestorSeedSize)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cryptosuite: ML-KEM-768 key: %v", err)
