@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -51,7 +52,7 @@ func (p *PeerID) UnmarshalText(b []byte) error {
 func (p PeerID) LogValue() slog.Value { return slog.StringValue(p.String()) }
 
 // ErrBadPeerID is returned when text is not a peer ID.
-var ErrBadPeerID = errors.New("peer ID must be 64 hexadecimal characters (the output of 'lanpeer id')")
+var ErrBadPeerID = errors.New("cryptosuite: peer ID must be 64 hexadecimal characters (the output of 'lanpeer id')")
 
 // ParsePeerID reads 64 hex characters. Upper case is accepted, since people
 // paste; the canonical form printed everywhere is lower case.
@@ -94,7 +95,7 @@ func ParseKeyType(s string) (KeyType, error) {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("unknown key type %q (want rsa-3072, rsa-2048, rsa-4096 or ed25519)", s)
+	return "", fmt.Errorf("cryptosuite: unknown key type %q (want rsa-3072, rsa-2048, rsa-4096 or ed25519)", s)
 }
 
 func (k KeyType) rsaBits() int {
@@ -216,25 +217,45 @@ func (pk *PublicKey) Alg() SigAlg { return pk.alg }
 func (pk *PublicKey) CryptoPublicKey() crypto.PublicKey { return pk.key }
 
 // Equal reports whether two keys are the same, in constant time.
+// A nil key equals only another nil key.
 func (pk *PublicKey) Equal(o *PublicKey) bool {
+	if pk == nil || o == nil {
+		return pk == o
+	}
 	return subtle.ConstantTimeCompare(pk.spki, o.spki) == 1
 }
 
 // Verify checks sig over canon.SignatureInput(label, layout). Every failure,
 // including a layout that does not start with label, is ErrBadSignature.
 func (pk *PublicKey) Verify(label string, layout, sig []byte) error {
+	if pk == nil {
+		return ErrBadSignature
+	}
 	in, err := canon.SignatureInput(label, layout)
 	if err != nil {
 		return ErrBadSignature
 	}
-	switch k := pk.key.(type) {
+	return verifyMessage(pk.key, in, sig)
+}
+
+// pssOptions fixes RSASSA-PSS to SHA-256 with MGF1-SHA-256 and a salt as long
+// as the hash (32 bytes), for signing and verifying alike.
+var pssOptions = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
+
+// verifyMessage checks sig over msg with the algorithm key implies:
+// RSASSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt) for RSA, pure Ed25519 for
+// Ed25519. It applies no key policy (ParsePublicKey does). PublicKey.Verify
+// and the Wycheproof vector tests both go through it, so the vectors check
+// the code path peers' signatures take. Every failure is ErrBadSignature.
+func verifyMessage(key crypto.PublicKey, msg, sig []byte) error {
+	switch k := key.(type) {
 	case *rsa.PublicKey:
-		h := sha256.Sum256(in)
-		if rsa.VerifyPSS(k, crypto.SHA256, h[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) != nil {
+		h := sha256.Sum256(msg)
+		if rsa.VerifyPSS(k, crypto.SHA256, h[:], sig, pssOptions) != nil {
 			return ErrBadSignature
 		}
 	case ed25519.PublicKey:
-		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(k, in, sig) {
+		if len(k) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize || !ed25519.Verify(k, msg, sig) {
 			return ErrBadSignature
 		}
 	default:
@@ -308,6 +329,12 @@ func ParseIdentityPEM(b []byte) (*Identity, error) {
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("%w: data after the PEM block", ErrUnsupportedKey)
 	}
+	// x509.ParsePKCS8PrivateKey ignores bytes after the DER structure;
+	// refuse them, as data after the PEM block is refused.
+	var outer asn1.RawValue
+	if rest, err := asn1.Unmarshal(blk.Bytes, &outer); err != nil || len(rest) != 0 {
+		return nil, fmt.Errorf("%w: malformed or trailing data in the PKCS#8 DER", ErrUnsupportedKey)
+	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
@@ -358,12 +385,18 @@ func (id *Identity) Sign(label string, layout []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch k := id.priv.(type) {
+	return signMessage(id.priv, in)
+}
+
+// signMessage signs msg with the algorithm the key implies; verifyMessage is
+// its inverse.
+func signMessage(priv crypto.Signer, msg []byte) ([]byte, error) {
+	switch k := priv.(type) {
 	case *rsa.PrivateKey:
-		h := sha256.Sum256(in)
-		return rsa.SignPSS(rand.Reader, k, crypto.SHA256, h[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		h := sha256.Sum256(msg)
+		return rsa.SignPSS(rand.Reader, k, crypto.SHA256, h[:], pssOptions)
 	case ed25519.PrivateKey:
-		return ed25519.Sign(k, in), nil
+		return ed25519.Sign(k, msg), nil
 	}
 	return nil, ErrUnsupportedKey
 }
