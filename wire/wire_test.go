@@ -347,7 +347,7 @@ func TestDecodeValueTypes(t *testing.T) {
 	bad("r", mp(string(seq('a', 32))), wire.ErrWrongType) // str is not bin
 	bad("r", []byte{0x00}, wire.ErrWrongType)
 	bad("r", mp([]uint16{1}), wire.ErrWrongType)
-	bad("r", []byte{0xc4, 0x21}, wire.ErrTooLong) // over the max before the length is even compared with what is left
+	bad("r", []byte{0xc4, 0x21}, wire.ErrTooLong)                 // over the max before the length is even compared with what is left
 	bad("sig", []byte{0xc5, 0x01, 0xf4, 1, 2}, wire.ErrTruncated) // the last entry: 500 declared, 2 left
 
 	// The AEAD list is an array of integers.
