@@ -31,14 +31,15 @@ var (
 )
 
 // Encode returns the frame payload of m: its type byte followed by the
-// msgpack map of its fields. It refuses a message that fails Validate, so
-// a peer never receives what it must reject.
+// msgpack map of its fields. It refuses a message that fails Validate,
+// returning Validate's *DecodeError, so a peer never receives what it must
+// reject.
 func Encode(m Message) ([]byte, error) {
 	if m == nil || reflect.ValueOf(m).IsNil() {
 		return nil, errors.New("wire: cannot encode a nil message")
 	}
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("wire: refusing to encode an invalid %v: %w", m.Type(), err)
+		return nil, err // a *DecodeError naming the message and field
 	}
 	var buf bytes.Buffer
 	buf.WriteByte(byte(m.Type()))

@@ -51,9 +51,10 @@ var (
 )
 
 // DecodeError reports a payload that Decode refused, or a message that
-// Validate refused. Reason is one of the sentinel errors above and is
-// what errors.Is matches; Detail is for people and may quote lengths but
-// never raw peer bytes.
+// Validate (and so Encode) refused. Reason is one of the sentinel errors
+// above and is what errors.Is matches; Detail is for people: it quotes
+// lengths and values, and of the peer's bytes at most an unknown key of up
+// to 8 bytes, escaped. Never send it to the peer.
 type DecodeError struct {
 	Type   Type   // the message type, or 0 if the payload had none
 	Field  string // the msgpack key ("ks", "ae", ...), or "" for the message as a whole
