@@ -201,7 +201,7 @@ func (m *HelloReply) Validate() error {
 // a valid Finished arrives the responder holds the session as pending
 // state only.
 type Finished struct {
-	MAC []byte `msgpack:"mac"` // MACSize bytes: HMAC-SHA256 over the transcript
+	MAC []byte `msgpack:"mac"` // MACSize bytes: the key-confirmation MAC over the transcript
 }
 
 var finishedKeys = []string{"mac"}

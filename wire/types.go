@@ -12,7 +12,7 @@ const (
 	PeerIDSize    = 32 // Hello.Responder when set: SHA-256 of the responder's SPKI
 	SessionIDSize = 16 // HelloReply.SessionID
 	NonceSize     = 32 // Hello.Nonce, HelloReply.Nonce
-	MACSize       = 32 // Finished.MAC (HMAC-SHA256)
+	MACSize       = 32 // Finished.MAC
 
 	// MaxIdentityKeySize bounds an identity key in SPKI DER form. An
 	// RSA-4096 SPKI is 550 bytes, an Ed25519 SPKI 44.
