@@ -30,6 +30,9 @@
 // message type and the msgpack key, whose Reason is one of the sentinel
 // errors ([ErrVersion], [ErrTooLong], [ErrTrailingBytes], ...), so callers
 // test with errors.Is. On error Decode returns a nil Message.
+// [DecodeError.Code] gives the error code to answer with.
+//
+// Encode and Decode are safe for concurrent use.
 //
 // Wire structs stay in the protocol layers: node, room and store convert
 // them to their own types and never import this package's tags.

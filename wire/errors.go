@@ -82,6 +82,19 @@ func (e *DecodeError) Error() string {
 // Unwrap returns Reason.
 func (e *DecodeError) Unwrap() error { return e.Reason }
 
+// Code returns the error code a receiver sends for this failure
+// (docs/PROTOCOL.md, "Error"): CodeVersion for ErrVersion, CodeTooLarge
+// for ErrTooLong, CodeProtocol for everything else.
+func (e *DecodeError) Code() ErrorCode {
+	switch {
+	case errors.Is(e.Reason, ErrVersion):
+		return CodeVersion
+	case errors.Is(e.Reason, ErrTooLong):
+		return CodeTooLarge
+	}
+	return CodeProtocol
+}
+
 func fieldError(t Type, field string, reason error, format string, args ...any) *DecodeError {
 	e := &DecodeError{Type: t, Field: field, Reason: reason}
 	if format != "" {

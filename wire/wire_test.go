@@ -155,6 +155,37 @@ func TestBounds(t *testing.T) {
 	}
 }
 
+func TestDecodeErrorCode(t *testing.T) {
+	code := func(m wire.Message) wire.ErrorCode {
+		t.Helper()
+		_, err := wire.Decode(rawEncode(m))
+		var de *wire.DecodeError
+		if !errors.As(err, &de) {
+			t.Fatalf("error %v is not a *DecodeError", err)
+		}
+		return de.Code()
+	}
+	h := sampleHello()
+	h.Version = 7
+	if c := code(h); c != wire.CodeVersion {
+		t.Errorf("wrong version answered with %v", c)
+	}
+	h = sampleHello()
+	h.Sig = seq(0, wire.MaxSigSize+1)
+	if c := code(h); c != wire.CodeTooLarge {
+		t.Errorf("over-long signature answered with %v", c)
+	}
+	h = sampleHello()
+	h.Nonce = seq(0, 12)
+	if c := code(h); c != wire.CodeProtocol {
+		t.Errorf("short nonce answered with %v", c)
+	}
+	_, err := wire.Decode([]byte{0x42})
+	if de := (*wire.DecodeError)(nil); !errors.As(err, &de) || de.Code() != wire.CodeProtocol {
+		t.Errorf("unknown type answered with %v", err)
+	}
+}
+
 func TestDecodeErrorText(t *testing.T) {
 	h := sampleHello()
 	h.Share = seq(0, 1300)
