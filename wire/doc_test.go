@@ -1,0 +1,160 @@
+package wire_test
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lanpeer/lanpeer/framing"
+	"github.com/lanpeer/lanpeer/wire"
+)
+
+// docConstants are the constants docs/PROTOCOL.md names, with their values
+// in code.
+var docConstants = map[string]int{
+	"Version":              int(wire.Version),
+	"HeaderSize":           framing.HeaderSize,
+	"MaxControlFrame":      framing.MaxControlFrame,
+	"MaxFrameCeiling":      framing.MaxFrameCeiling,
+	"PeerIDSize":           wire.PeerIDSize,
+	"SessionIDSize":        wire.SessionIDSize,
+	"NonceSize":            wire.NonceSize,
+	"MACSize":              wire.MACSize,
+	"MaxIdentityKeySize":   wire.MaxIdentityKeySize,
+	"MaxShareSize":         wire.MaxShareSize,
+	"MinAEADs":             wire.MinAEADs,
+	"MaxAEADs":             wire.MaxAEADs,
+	"MaxSigSize":           wire.MaxSigSize,
+	"MaxSealedAuthKeySize": wire.MaxSealedAuthKeySize,
+	"MaxErrorMessageSize":  wire.MaxErrorMessageSize,
+}
+
+// docSections splits docs/PROTOCOL.md into its sections by heading
+// ("## 12. Constants", "### Hello") and returns each section's table rows
+// as cells.
+func docSections(t *testing.T) (text string, rows map[string][][]string) {
+	t.Helper()
+	b, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows = map[string][][]string{}
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "#") {
+			section = strings.TrimSpace(strings.TrimLeft(line, "#"))
+			continue
+		}
+		if !strings.HasPrefix(line, "|") || strings.HasPrefix(line, "|---") {
+			continue
+		}
+		var cells []string
+		for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
+			cells = append(cells, strings.TrimSpace(c))
+		}
+		rows[section] = append(rows[section], cells[:len(cells):len(cells)])
+	}
+	return string(b), rows
+}
+
+func unquote(s string) string { return strings.Trim(s, "`") }
+
+func TestDocConstants(t *testing.T) {
+	text, rows := docSections(t)
+	seen := map[string]bool{}
+	for _, r := range rows["12. Constants"][1:] {
+		name := unquote(r[0])
+		want, ok := docConstants[name]
+		if !ok {
+			t.Errorf("PROTOCOL.md lists unknown constant %s", name)
+			continue
+		}
+		if got, _ := strconv.Atoi(r[1]); got != want {
+			t.Errorf("PROTOCOL.md: %s = %s, code says %d", name, r[1], want)
+		}
+		seen[name] = true
+	}
+	for name := range docConstants {
+		if !seen[name] {
+			t.Errorf("PROTOCOL.md's constants table lacks %s", name)
+		}
+	}
+	// Everywhere the text writes "N (`Name`)", N is Name's value.
+	for _, m := range regexp.MustCompile("(\\d+) \\(`([A-Z]\\w+)`\\)").FindAllStringSubmatch(text, -1) {
+		want, ok := docConstants[m[2]]
+		if got, _ := strconv.Atoi(m[1]); !ok || got != want {
+			t.Errorf("PROTOCOL.md writes %q; code says %d", m[0], want)
+		}
+	}
+}
+
+func TestDocMessageTypes(t *testing.T) {
+	_, rows := docSections(t)
+	var names []string
+	for _, r := range rows["4.1 Message types"][1:] {
+		n, err := strconv.ParseUint(strings.TrimPrefix(unquote(r[0]), "0x"), 16, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := wire.Type(n).String(); got != r[1] {
+			t.Errorf("PROTOCOL.md: type %s is %s, code says %s", r[0], r[1], got)
+		}
+		names = append(names, r[1])
+	}
+	if want := []string{"Hello", "HelloReply", "Finished", "Error"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("PROTOCOL.md lists types %q, want %q", names, want)
+	}
+}
+
+func TestDocErrorCodes(t *testing.T) {
+	_, rows := docSections(t)
+	codes := rows["10. Error codes"][1:]
+	for _, r := range codes {
+		n, _ := strconv.Atoi(r[0])
+		c := wire.ErrorCode(n)
+		if c.String() != unquote(r[1]) || c.Text() != r[2] {
+			t.Errorf("PROTOCOL.md: code %d is %s %q, code says %s %q", n, r[1], r[2], c, c.Text())
+		}
+	}
+	if len(codes) != int(wire.CodeConflict) {
+		t.Errorf("PROTOCOL.md lists %d codes, code defines %d", len(codes), wire.CodeConflict)
+	}
+}
+
+func TestDocFieldTables(t *testing.T) {
+	_, rows := docSections(t)
+	kinds := map[string]reflect.Type{
+		"uint16":         reflect.TypeOf(uint16(0)),
+		"int64":          reflect.TypeOf(int64(0)),
+		"bytes":          reflect.TypeOf([]byte(nil)),
+		"list of uint16": reflect.TypeOf([]uint16(nil)),
+		"text":           reflect.TypeOf(""),
+	}
+	for section, v := range map[string]any{
+		"Hello": wire.Hello{}, "HelloReply": wire.HelloReply{}, "Finished": wire.Finished{}, "9. Error": wire.Error{},
+	} {
+		typ := reflect.TypeOf(v)
+		table := rows[section]
+		if len(table) == 0 || table[0][0] != "Key" {
+			t.Errorf("PROTOCOL.md: no field table under %q", section)
+			continue
+		}
+		table = table[1:]
+		if len(table) != typ.NumField() {
+			t.Errorf("PROTOCOL.md: %s has %d fields, %s has %d", section, len(table), typ.Name(), typ.NumField())
+			continue
+		}
+		for i, r := range table {
+			f := typ.Field(i)
+			if unquote(r[0]) != f.Tag.Get("msgpack") || r[1] != f.Name {
+				t.Errorf("PROTOCOL.md: %s row %d is %s %s, code has %q %s", section, i, r[0], r[1], f.Tag.Get("msgpack"), f.Name)
+			}
+			if k, ok := kinds[r[2]]; !ok || !f.Type.ConvertibleTo(k) || f.Type.Kind() != k.Kind() {
+				t.Errorf("PROTOCOL.md: %s.%s is %q, code has %v", section, f.Name, r[2], f.Type)
+			}
+		}
+	}
+}

@@ -1,0 +1,38 @@
+package wire
+
+import (
+	"reflect"
+	"testing"
+)
+
+// TestKeysMatchTags: the decoders' key tables and the structs' msgpack
+// tags (which the encoder uses) list the same keys in the same order, and
+// every key fits the decoders' key buffer and seen-bitmask.
+func TestKeysMatchTags(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		keys []string
+	}{
+		{Hello{}, helloKeys},
+		{HelloReply{}, helloReplyKeys},
+		{Finished{}, finishedKeys},
+		{Error{}, errorKeys},
+	} {
+		typ := reflect.TypeOf(tc.v)
+		var tags []string
+		for i := 0; i < typ.NumField(); i++ {
+			tags = append(tags, typ.Field(i).Tag.Get("msgpack"))
+		}
+		if !reflect.DeepEqual(tags, tc.keys) {
+			t.Errorf("%s: tags %q, decoder keys %q", typ.Name(), tags, tc.keys)
+		}
+		if len(tc.keys) > 32 {
+			t.Errorf("%s: %d keys overflow the seen bitmask", typ.Name(), len(tc.keys))
+		}
+		for _, k := range tc.keys {
+			if len(k) == 0 || len(k) > maxKeySize {
+				t.Errorf("%s: key %q longer than maxKeySize", typ.Name(), k)
+			}
+		}
+	}
+}
