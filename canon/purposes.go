@@ -31,3 +31,69 @@ func HTTPRequest(sessionID, method, target, bodySHA256Hex, timestamp, nonce stri
 	return New(LabelHTTPRequest).String(sessionID).String(method).String(target).
 		String(bodySHA256Hex).String(timestamp).String(nonce).Out()
 }
+
+// RequestorHelloFields are the fields of the requestor's hello as the
+// transcript sees them. The requestor signs RequestorHello under
+// LabelRequestorHello; the responder rebuilds it from its own view (its own
+// channel binding and transport tag) before verifying.
+type RequestorHelloFields struct {
+	Version        uint64
+	Transport      string // "tcp" (TLS), "tcp-notls" or "http"
+	ChannelBinding []byte // 32-byte TLS exporter value, empty without TLS
+	Requestor      [32]byte
+	Responder      []byte // the peer ID the requestor means to reach; empty = not known yet
+	IdentityKey    []byte // requestor SPKI DER
+	SigAlg         uint16
+	KEX            uint16
+	Share          []byte
+	AEADs          []uint16 // the whole offered list, in the requestor's order
+	Nonce          []byte
+	TimeMillis     uint64
+}
+
+// RequestorHello is the layout the requestor signs.
+func RequestorHello(f *RequestorHelloFields) []byte {
+	return New(LabelRequestorHello).Uint64(f.Version).String(f.Transport).Bytes(f.ChannelBinding).
+		Bytes(f.Requestor[:]).Bytes(f.Responder).Bytes(f.IdentityKey).Uint16(f.SigAlg).Uint16(f.KEX).
+		Bytes(f.Share).Uint16List(f.AEADs...).Bytes(f.Nonce).Uint64(f.TimeMillis).Out()
+}
+
+// ResponderHelloFields are the responder's fields. The first two bind the
+// whole first flight: the SHA-256 of the requestor's layout and its
+// signature.
+type ResponderHelloFields struct {
+	RequestorHelloHash [32]byte
+	RequestorSig       []byte
+	SessionID          []byte
+	Responder          [32]byte
+	IdentityKey        []byte // responder SPKI DER
+	SigAlg             uint16
+	KEX                uint16
+	Share              []byte
+	AEAD               uint16 // the chosen suite
+	Nonce              []byte
+	TimeMillis         uint64
+}
+
+// ResponderHello is the layout the responder signs; its SHA-256 is the
+// transcript hash that salts the key schedule.
+func ResponderHello(f *ResponderHelloFields) []byte {
+	return New(LabelResponderHello).Bytes(f.RequestorHelloHash[:]).Bytes(f.RequestorSig).Bytes(f.SessionID).
+		Bytes(f.Responder[:]).Bytes(f.IdentityKey).Uint16(f.SigAlg).Uint16(f.KEX).Bytes(f.Share).
+		Uint16(f.AEAD).Bytes(f.Nonce).Uint64(f.TimeMillis).Out()
+}
+
+// AuthKeySealAAD is the associated data of the sealed authentication key:
+// the transcript hash and the session id.
+func AuthKeySealAAD(transcriptHash [32]byte, sessionID []byte) []byte {
+	return New(LabelAuthKeySealAAD).Bytes(transcriptHash[:]).Bytes(sessionID).Out()
+}
+
+// RequestorFinished is the MAC input of the third flight: the transcript
+// hash, the responder's signature, the sealed authentication key as it
+// travelled, and the SHA-256 of the authentication key (proving the
+// requestor opened it).
+func RequestorFinished(transcriptHash [32]byte, responderSig, sealedAuthKey []byte, authKeyHash [32]byte) []byte {
+	return New(LabelRequestorFinished).Bytes(transcriptHash[:]).Bytes(responderSig).Bytes(sealedAuthKey).
+		Bytes(authKeyHash[:]).Out()
+}

@@ -79,7 +79,7 @@ func TestHugeHeaders(t *testing.T) {
 	}
 	for _, s := range []namedMessage{
 		{"Hello", sampleHello()}, {"HelloReply", sampleHelloReply()},
-		{"Finished", sampleFinished()}, {"Error", sampleError()},
+		{"Finished", sampleFinished()}, {"Ready", sampleReady()}, {"Error", sampleError()},
 	} {
 		typ, kvs := entries(t, mustEncode(t, s.m))
 		for _, h := range hugeHeaders {

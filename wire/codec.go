@@ -9,8 +9,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Message is one protocol message: [*Hello], [*HelloReply], [*Finished]
-// or [*Error]. The interface is sealed; only this package's structs
+// Message is one protocol message: [*Hello], [*HelloReply], [*Finished],
+// [*Ready] or [*Error]. The interface is sealed; only this package's structs
 // implement it.
 type Message interface {
 	// Type returns the message's type number.
@@ -27,6 +27,7 @@ var (
 	_ msgpack.CustomDecoder = (*Hello)(nil)
 	_ msgpack.CustomDecoder = (*HelloReply)(nil)
 	_ msgpack.CustomDecoder = (*Finished)(nil)
+	_ msgpack.CustomDecoder = (*Ready)(nil)
 	_ msgpack.CustomDecoder = (*Error)(nil)
 )
 
@@ -80,6 +81,9 @@ func Decode(payload []byte) (Message, error) {
 	case TypeFinished:
 		f := new(Finished)
 		m, dec = f, f
+	case TypeReady:
+		r := new(Ready)
+		m, dec = r, r
 	case TypeError:
 		e := new(Error)
 		m, dec = e, e

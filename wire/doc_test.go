@@ -104,7 +104,7 @@ func TestDocMessageTypes(t *testing.T) {
 		}
 		names = append(names, r[1])
 	}
-	if want := []string{"Hello", "HelloReply", "Finished", "Error"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"Hello", "HelloReply", "Finished", "Ready", "Error"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("PROTOCOL.md lists types %q, want %q", names, want)
 	}
 }
@@ -134,7 +134,7 @@ func TestDocFieldTables(t *testing.T) {
 		"text":           reflect.TypeOf(""),
 	}
 	for section, v := range map[string]any{
-		"Hello": wire.Hello{}, "HelloReply": wire.HelloReply{}, "Finished": wire.Finished{}, "9. Error": wire.Error{},
+		"Hello": wire.Hello{}, "HelloReply": wire.HelloReply{}, "Finished": wire.Finished{}, "Ready": wire.Ready{}, "9. Error": wire.Error{},
 	} {
 		typ := reflect.TypeOf(v)
 		table := rows[section]

@@ -232,3 +232,49 @@ func (m *Finished) DecodeMsgpack(d *msgpack.Decoder) error {
 func (m *Finished) Validate() error {
 	return checkBytes(TypeFinished, "mac", m.MAC, MACSize, MACSize)
 }
+
+// Ready ends the handshake: the responder sends it, instead of an Error,
+// once a valid Finished has arrived (docs/PROTOCOL.md, "Ready"). The
+// multiplexer starts on the connection right after it, on both sides. It
+// states the limits the responder applies to this session.
+type Ready struct {
+	MaxStreams  uint16 `msgpack:"ms"` // concurrent streams the requestor may open, 1..
+	MaxFrameKiB uint16 `msgpack:"mf"` // largest frame on a request stream, in KiB, 1..
+}
+
+var readyKeys = []string{"ms", "mf"}
+
+// Type returns TypeReady.
+func (*Ready) Type() Type { return TypeReady }
+func (*Ready) message()   {}
+
+// DecodeMsgpack implements msgpack.CustomDecoder. It does not run
+// Validate; use Decode.
+func (m *Ready) DecodeMsgpack(d *msgpack.Decoder) error {
+	var r Ready
+	fd := newFieldDecoder(d, TypeReady, readyKeys)
+	for fd.next() {
+		switch fd.key {
+		case "ms":
+			r.MaxStreams = fd.uint16()
+		case "mf":
+			r.MaxFrameKiB = fd.uint16()
+		}
+	}
+	if fd.err != nil {
+		return fd.err
+	}
+	*m = r
+	return nil
+}
+
+// Validate checks the bounds of docs/PROTOCOL.md, "Ready".
+func (m *Ready) Validate() error {
+	if m.MaxStreams == 0 {
+		return fieldError(TypeReady, "ms", ErrOutOfRange, "must be at least 1")
+	}
+	if m.MaxFrameKiB == 0 {
+		return fieldError(TypeReady, "mf", ErrOutOfRange, "must be at least 1")
+	}
+	return nil
+}

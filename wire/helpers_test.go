@@ -56,6 +56,8 @@ func sampleHelloReply() *wire.HelloReply {
 
 func sampleFinished() *wire.Finished { return &wire.Finished{MAC: seq(0xc0, wire.MACSize)} }
 
+func sampleReady() *wire.Ready { return &wire.Ready{MaxStreams: 64, MaxFrameKiB: 64} }
+
 func sampleError() *wire.Error { return wire.NewError(wire.CodeStaleTimestamp) }
 
 type namedMessage struct {
@@ -106,6 +108,8 @@ func samples() []namedMessage {
 		{"HelloReply/min", minReply},
 		{"HelloReply/max", maxReply},
 		{"Finished", sampleFinished()},
+		{"Ready", sampleReady()},
+		{"Ready/max", &wire.Ready{MaxStreams: 65535, MaxFrameKiB: 65535}},
 		{"Error", sampleError()},
 		{"Error/empty-message", &wire.Error{Code: wire.CodeInternal}},
 		{"Error/unknown-code-max-message", longError},

@@ -16,6 +16,7 @@ func TestKeysMatchTags(t *testing.T) {
 		{Hello{}, helloKeys},
 		{HelloReply{}, helloReplyKeys},
 		{Finished{}, finishedKeys},
+		{Ready{}, readyKeys},
 		{Error{}, errorKeys},
 	} {
 		typ := reflect.TypeOf(tc.v)

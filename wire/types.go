@@ -54,6 +54,7 @@ const (
 	TypeHello      Type = 0x01 // DESIGN.md §4 step 1, flight 1
 	TypeHelloReply Type = 0x02 // DESIGN.md §4 step 2, flight 2
 	TypeFinished   Type = 0x03 // DESIGN.md §4 step 3, flight 3
+	TypeReady      Type = 0x04 // responder → requestor: key confirmation accepted
 	TypeError      Type = 0xff // either direction, then the stream closes
 )
 
@@ -67,6 +68,8 @@ func (t Type) String() string {
 		return "HelloReply"
 	case TypeFinished:
 		return "Finished"
+	case TypeReady:
+		return "Ready"
 	case TypeError:
 		return "Error"
 	}

@@ -203,7 +203,7 @@ func TestDecodeErrorText(t *testing.T) {
 func TestDecodeEnvelope(t *testing.T) {
 	good := mustEncode(t, sampleFinished())
 	t.Run("empty", func(t *testing.T) { decodeFails(t, nil, 0, "", wire.ErrEmpty) })
-	for _, typ := range []byte{0x00, 0x04, 0x10, 0x7f, 0x80, 0xfe} {
+	for _, typ := range []byte{0x00, 0x05, 0x10, 0x7f, 0x80, 0xfe} {
 		t.Run("unknown type "+wire.Type(typ).String(), func(t *testing.T) {
 			p := append([]byte{typ}, good[1:]...)
 			decodeFails(t, p, wire.Type(typ), "", wire.ErrUnknownType)
