@@ -198,4 +198,3 @@ func RunResponder(rw io.ReadWriter, cfg *Config, p Params) (*Keys, error) {
 	}
 	return keys, nil
 }
-

@@ -268,4 +268,3 @@ func finishedMAC(key []byte, th [32]byte, responderSig, sealed []byte, authKey [
 }
 
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
-

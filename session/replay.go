@@ -14,10 +14,10 @@ const DefaultReplayCacheSize = 1 << 16
 // refuses new handshakes (ErrBusy) rather than forget one. Safe for
 // concurrent use.
 type ReplayCache struct {
-	mu     sync.Mutex
-	max    int
-	ttl    time.Duration
-	seen   map[[NonceSize]byte]time.Time // nonce -> expiry
+	mu   sync.Mutex
+	max  int
+	ttl  time.Duration
+	seen map[[NonceSize]byte]time.Time // nonce -> expiry
 }
 
 // NewReplayCache returns a cache holding at most max nonces, each for ttl

@@ -49,11 +49,11 @@ type Requestor struct {
 	sig1   []byte
 
 	// set by ConsumeReply
-	keys     *Keys
-	sched    *schedule
-	sig2     []byte
-	sealed   []byte
-	authKey  []byte
+	keys    *Keys
+	sched   *schedule
+	sig2    []byte
+	sealed  []byte
+	authKey []byte
 }
 
 // NewRequestor starts a handshake.
