@@ -466,3 +466,20 @@ func FuzzCanonicalPeerName(f *testing.F) {
 		}
 	})
 }
+
+// TestREADMEExample parses the known_peers example in README.md.
+func TestREADMEExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```\n# comment\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no known_peers example starting with '# comment'")
+	}
+	entries, _, err := parseKnownPeers(strings.NewReader("# comment\n"+example), "README.md")
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("README example: %d entries, %v", len(entries), err)
+	}
+}
