@@ -138,10 +138,17 @@ type knownEntry struct {
 // refused, since whoever can write it decides whom this peer trusts.
 func LoadKnownPeers(path string) (*KnownPeers, error) {
 	k := &KnownPeers{path: path, byName: map[string]knownEntry{}}
-	f, err := os.Open(path)
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return k, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	if !fi.Mode().IsRegular() { // checked before opening: opening a FIFO would block
+		return nil, fmt.Errorf("session: %s is not a regular file", path)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}

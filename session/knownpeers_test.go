@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/lanpeer/lanpeer/cryptosuite"
@@ -371,6 +372,19 @@ func TestKnownPeersRefusesWritableByOthers(t *testing.T) {
 	}
 	if _, err := LoadKnownPeers(path); err != nil {
 		t.Errorf("a world-readable file is fine: %v", err)
+	}
+}
+
+func TestKnownPeersNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{dir, fifo} {
+		if _, err := LoadKnownPeers(path); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("LoadKnownPeers(%s): %v", path, err)
+		}
 	}
 }
 

@@ -65,7 +65,7 @@ func completionCommand() *cli.Command {
 // flagValues lists the values of flags that take one of a fixed set.
 func flagValues(name string) []string {
 	if name == "key" {
-		return strings.Split(keyTypeNames(), ", ")
+		return keyTypeNames()
 	}
 	return nil
 }

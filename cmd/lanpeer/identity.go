@@ -18,19 +18,20 @@ import (
 // PEM, mode 0600.
 const identityFile = "identity.pem"
 
-func keyTypeNames() string {
+// keyTypeNames lists the --key values, default first.
+func keyTypeNames() []string {
 	var names []string
 	for _, k := range cryptosuite.KeyTypes() {
 		names = append(names, string(k))
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 func keyFlag() cli.Flag {
 	return &cli.StringFlag{
 		Name:  "key",
 		Value: string(cryptosuite.DefaultKeyType),
-		Usage: "identity key `TYPE`: " + keyTypeNames(),
+		Usage: "identity key `TYPE`: " + strings.Join(keyTypeNames(), ", "),
 	}
 }
 
