@@ -77,7 +77,9 @@ type Config struct {
 	Now  func() time.Time
 	Rand io.Reader
 	// Policy, on a responder, decides whether a verified requestor may
-	// open a session (known_peers, allow list). nil allows everyone.
+	// open a session (known_peers, allow list). nil allows everyone. An
+	// error wrapping ErrBusy (a capacity limit, such as sessions per
+	// identity) is answered with code busy, any other with policy.
 	Policy func(peer *cryptosuite.PublicKey) error
 	// Replay is the responder's cache of hello nonces, shared by every
 	// connection. nil disables replay detection (tests only).

@@ -135,6 +135,9 @@ func (h *Responder) ConsumeHello(m *wire.Hello) error {
 	}
 	if h.cfg.Policy != nil {
 		if err := h.cfg.Policy(pk); err != nil {
+			if errors.Is(err, ErrBusy) { // a capacity limit, not a judgement of the peer
+				return h.fail(err)
+			}
 			return h.fail(fmt.Errorf("%w: %v", ErrPolicy, err))
 		}
 	}

@@ -1,0 +1,252 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lanpeer/lanpeer/cryptosuite"
+	"github.com/lanpeer/lanpeer/session"
+)
+
+// Target is a parsed dial target.
+type Target struct {
+	// Addr is HOST:PORT as given, for the TCP dial.
+	Addr string
+	// Name is Addr in canonical form (session.CanonicalPeerName): the
+	// name known_peers records.
+	Name string
+	// Pin is the peer ID of a PEERID@HOST:PORT target; zero for a
+	// HOST:PORT target (trust on first use).
+	Pin cryptosuite.PeerID
+}
+
+// String returns the target as PEERID@HOST:PORT or HOST:PORT.
+func (t Target) String() string {
+	if t.Pin.IsZero() {
+		return t.Addr
+	}
+	return t.Pin.String() + "@" + t.Addr
+}
+
+// ParseTarget reads HOST:PORT or PEERID@HOST:PORT. HOST is a host name,
+// an IPv4 address or a bracketed IPv6 address; PEERID is the 64 hex
+// characters 'lanpeer id' prints. Errors wrap ErrBadTarget.
+func ParseTarget(s string) (Target, error) {
+	var t Target
+	addr := s
+	if pin, rest, ok := strings.Cut(s, "@"); ok {
+		id, err := cryptosuite.ParsePeerID(pin)
+		if err != nil {
+			return t, fmt.Errorf("%w %q: before '@' comes the peer ID, 64 hex characters ('lanpeer id' on that peer prints it)", ErrBadTarget, truncate(s, 100))
+		}
+		t.Pin, addr = id, rest
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return Target{}, fmt.Errorf("%w %q: want HOST:PORT or PEERID@HOST:PORT (an IPv6 host in brackets: [::1]:7700)", ErrBadTarget, truncate(s, 100))
+	}
+	name, err := session.CanonicalPeerName(addr)
+	if err != nil {
+		return Target{}, fmt.Errorf("%w: %w", ErrBadTarget, err)
+	}
+	t.Addr, t.Name = addr, name
+	return t, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Dial connects to target (HOST:PORT or PEERID@HOST:PORT), runs TLS and
+// the requestor's handshake within Config.HandshakeTimeout (and ctx), and
+// returns the established session.
+//
+// The server's key is checked during TLS, before anything of lanpeer's is
+// sent: against the pinned peer ID of a PEERID@HOST:PORT target (a
+// *PeerMismatchError if it differs), else against Config.Trust under the
+// target's name (a *session.KeyChangedError, whose message says how to
+// resolve it, if the name is on record with another key; accepted and
+// recorded if the name is new). A pinned dial records the name too, and
+// only warns if the record holds another key.
+func Dial(ctx context.Context, target string, cfg *Config) (*Conn, error) {
+	t, err := ParseTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	lim, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	cc := *cfg
+	log := cc.logger().With("component", "node", "target", t.String())
+	if cc.Insecure {
+		log.Warn("TLS is off (--tls=false): streams travel in clear text and only the lanpeer handshake authenticates the server; use this for debugging only")
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, lim.handshakeTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	if cc.LocalAddr != "" {
+		la, err := net.ResolveTCPAddr("tcp", cc.LocalAddr)
+		if err != nil {
+			return nil, fmt.Errorf("node: local address: %w", err)
+		}
+		d.LocalAddr = la
+	}
+	nc, err := d.DialContext(ctx, "tcp", t.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("node: dial %s: %w", t.Addr, err)
+	}
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	// A cancelled ctx interrupts whatever read or write is blocked.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+
+	raw, keys, err := requestorHandshake(ctx, nc, t, &cc, &lim)
+	if err == nil && !stop() {
+		keys.Wipe()
+		err = ctx.Err()
+	}
+	if err != nil {
+		stop()
+		if raw == nil {
+			raw = nc
+		}
+		raw.Close()
+		if isTimeout(err) && ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
+		}
+		return nil, fmt.Errorf("node: dial %s: %w", t, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+
+	peer := keys.Peer.PeerID()
+	if cc.Trust != nil {
+		if err := cc.Trust.Add(t.Name, peer); err != nil {
+			var changed *session.KeyChangedError
+			if errors.As(err, &changed) && t.Pin.IsZero() {
+				// Recorded by someone else since the check: refuse.
+				keys.Wipe()
+				raw.Close()
+				return nil, fmt.Errorf("node: dial %s: %w", t, err)
+			}
+			log.Warn("known_peers not updated", "err", err)
+		}
+	}
+	c, err := newConn(raw, keys, &cc, &lim, &counters{}, cc.logger().With("component", "node"), nil)
+	if err != nil {
+		keys.Wipe()
+		raw.Close()
+		return nil, err
+	}
+	log.Info("session established", "peer", peer, "kex", keys.KEX, "aead", keys.AEAD.ID)
+	c.start()
+	return c, nil
+}
+
+// requestorHandshake runs TLS (unless insecure) and the requestor's
+// handshake on nc. raw is the connection to close or to run yamux on.
+func requestorHandshake(ctx context.Context, nc net.Conn, t Target, cfg *Config, lim *limits) (raw net.Conn, keys *session.Keys, err error) {
+	params := session.Params{Transport: session.TransportNoTLS, Expected: t.Pin}
+	raw = nc
+	var certKey *cryptosuite.PublicKey
+	if !cfg.Insecure {
+		cert, err := certificateFor(cfg.Identity, cfg.now())
+		if err != nil {
+			return raw, nil, err
+		}
+		tc := tls.Client(nc, clientTLSConfig(cert, func(pk *cryptosuite.PublicKey) error {
+			return checkServerKey(t, cfg.Trust, pk)
+		}))
+		raw = tc
+		if err := tc.HandshakeContext(ctx); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+				err = fmt.Errorf("%w: %w", ErrClosedByServer, err)
+			}
+			return raw, nil, err
+		}
+		cs := tc.ConnectionState()
+		if certKey, err = peerKey(&cs); err != nil {
+			return raw, nil, err
+		}
+		if params.ChannelBinding, err = channelBinding(&cs); err != nil {
+			return raw, nil, err
+		}
+		params.Transport, params.Expected = session.TransportTLS, certKey.PeerID()
+	}
+	keys, err = session.RunRequestor(raw, cfg.sessionConfig(lim), params)
+	if err != nil {
+		return raw, nil, err
+	}
+	switch {
+	case certKey != nil && !keys.Peer.Equal(certKey):
+		// RunRequestor already refuses this (Expected); kept as the
+		// rule's own check.
+		err = ErrIdentityMismatch
+	case certKey == nil:
+		// Without TLS the handshake is the first sight of the key.
+		err = checkServerKey(t, cfg.Trust, keys.Peer)
+	}
+	if err != nil {
+		keys.Wipe()
+		return raw, nil, err
+	}
+	return raw, keys, nil
+}
+
+// checkServerKey decides on the server's identity key: the pin if there
+// is one, else the trust store's record, else trust on first use.
+func checkServerKey(t Target, trust TrustStore, pk *cryptosuite.PublicKey) error {
+	got := pk.PeerID()
+	if !t.Pin.IsZero() {
+		if got != t.Pin {
+			return &PeerMismatchError{Target: t.Addr, Want: t.Pin, Got: got}
+		}
+		return nil
+	}
+	if trust == nil {
+		return nil
+	}
+	if err := trust.Check(t.Name, got); err != nil && !errors.Is(err, session.ErrUnknownPeer) {
+		return err
+	}
+	return nil
+}
+
+// certCache keeps the TLS certificates made for identities, so that a
+// process dialing many times signs one certificate per identity (an RSA
+// signature costs milliseconds). Bounded: a process has a few identities.
+var certCache struct {
+	sync.Mutex
+	m map[*cryptosuite.Identity]tls.Certificate
+}
+
+const maxCachedCerts = 8
+
+func certificateFor(id *cryptosuite.Identity, now time.Time) (tls.Certificate, error) {
+	certCache.Lock()
+	defer certCache.Unlock()
+	if c, ok := certCache.m[id]; ok {
+		return c, nil
+	}
+	c, err := newCertificate(id, now)
+	if err != nil {
+		return c, err
+	}
+	if certCache.m == nil || len(certCache.m) >= maxCachedCerts {
+		certCache.m = map[*cryptosuite.Identity]tls.Certificate{}
+	}
+	certCache.m[id] = c
+	return c, nil
+}

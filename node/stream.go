@@ -1,0 +1,173 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/lanpeer/lanpeer/framing"
+	"github.com/lanpeer/lanpeer/wire"
+)
+
+// StreamKind names what a stream carries; the opener states it in the
+// stream's first frame (docs/PROTOCOL.md, "13.5 Streams").
+type StreamKind uint8
+
+// Stream kinds. 0 is reserved.
+const (
+	// KindDirect carries direct messages, one stream per direction
+	// (DESIGN.md §5): the requestor opens one to the responder, and the
+	// responder opens one back to push what its operator types.
+	KindDirect StreamKind = 0x01
+)
+
+// String returns the kind's name, or kind(N).
+func (k StreamKind) String() string {
+	switch k {
+	case KindDirect:
+		return "direct"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// errBadStreamOpen: a stream's first frame is not a stream header.
+var errBadStreamOpen = errors.New("node: malformed stream header")
+
+// writeStreamOpen and readStreamOpen are the stream header: one frame
+// whose payload is the kind byte. The wire message StreamOpen is to
+// replace this frame; these two functions are the only code that knows
+// its format.
+func writeStreamOpen(w *framing.Writer, kind StreamKind) error {
+	return w.WriteFrame([]byte{byte(kind)})
+}
+
+func readStreamOpen(r *framing.Reader) (StreamKind, error) {
+	p, err := r.ReadFrame()
+	if err != nil {
+		return 0, err
+	}
+	if len(p) != 1 || p[0] == 0 {
+		return 0, errBadStreamOpen
+	}
+	return StreamKind(p[0]), nil
+}
+
+// refusalWriteTimeout bounds the write of an Error frame to a stream being
+// refused, so a peer that does not read cannot hold the refusal up.
+const refusalWriteTimeout = time.Second
+
+// Stream is one multiplexed stream of a session, carrying frames of at
+// most the stream class's maximum. ReadFrame may be called from one
+// goroutine and WriteFrame from another at the same time; each of them is
+// not safe for concurrent use with itself.
+type Stream struct {
+	conn     *Conn
+	ys       *yamux.Stream
+	kind     StreamKind
+	incoming bool
+	r        *framing.Reader
+	w        *framing.Writer
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+// Kind returns the stream's kind.
+func (s *Stream) Kind() StreamKind { return s.kind }
+
+// Conn returns the session the stream belongs to.
+func (s *Stream) Conn() *Conn { return s.conn }
+
+// ReadFrame reads the next frame and returns its payload, valid until the
+// next call. It returns io.EOF when the other side closed the stream at a
+// frame boundary, and a *StreamError when the other side sent an Error
+// message. A frame above the class's maximum is refused: the stream gets
+// an Error too-large and is closed, and the *framing.FrameTooLargeError
+// is returned.
+func (s *Stream) ReadFrame() ([]byte, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	p, err := s.r.ReadFrame()
+	if err != nil {
+		var tooLarge *framing.FrameTooLargeError
+		switch {
+		case errors.As(err, &tooLarge):
+			s.conn.stats.oversizedStreams.Add(1)
+			s.conn.log.Debug("stream frame too large", "kind", s.kind, "len", tooLarge.N, "max", tooLarge.Max)
+			s.refuse(wire.CodeTooLarge)
+		case errors.Is(err, framing.ErrEmptyFrame):
+			s.refuse(wire.CodeProtocol)
+		case errors.Is(err, os.ErrDeadlineExceeded) && s.conn.isDraining():
+			return nil, fmt.Errorf("%w (draining)", ErrClosed)
+		}
+		return nil, err
+	}
+	if wire.Type(p[0]) == wire.TypeError {
+		m, err := wire.Decode(p)
+		if err != nil {
+			s.refuse(wire.CodeProtocol)
+			return nil, err
+		}
+		return nil, &StreamError{Code: m.(*wire.Error).Code}
+	}
+	return p, nil
+}
+
+// WriteFrame writes p as one frame. A p longer than the maximum the other
+// side accepts is refused with a *framing.FrameTooLargeError and nothing
+// is written.
+func (s *Stream) WriteFrame(p []byte) error { return s.w.WriteFrame(p) }
+
+// Fail sends the other side an Error with code's fixed text and closes
+// the stream: how a handler refuses a request.
+func (s *Stream) Fail(code wire.ErrorCode) error {
+	s.refuse(code)
+	return nil
+}
+
+// refuse writes an Error frame, bounded in time, and closes the stream.
+func (s *Stream) refuse(code wire.ErrorCode) {
+	refuseStream(s.ys, s.w, code)
+	s.Close()
+}
+
+func refuseStream(ys *yamux.Stream, w *framing.Writer, code wire.ErrorCode) {
+	b, err := wire.Encode(wire.NewError(code))
+	if err != nil {
+		return
+	}
+	_ = ys.SetWriteDeadline(time.Now().Add(refusalWriteTimeout))
+	_ = w.WriteFrame(b)
+}
+
+// SetDeadline sets the read and write deadlines.
+func (s *Stream) SetDeadline(t time.Time) error { return s.ys.SetDeadline(t) }
+
+// SetReadDeadline sets the deadline of ReadFrame.
+func (s *Stream) SetReadDeadline(t time.Time) error { return s.ys.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline of WriteFrame.
+func (s *Stream) SetWriteDeadline(t time.Time) error { return s.ys.SetWriteDeadline(t) }
+
+// CloseWrite tells the other side that this side sends nothing more
+// (yamux FIN); frames can still be read until the other side closes too.
+func (s *Stream) CloseWrite() error { return s.ys.Close() }
+
+// Close ends the stream on this side: it closes this side's writing and
+// gives back the stream's slot in the session's limit. Reading after
+// Close is not allowed. yamux frees the stream once the other side has
+// closed too, or resets it after a timeout. Close is idempotent.
+func (s *Stream) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		_ = s.ys.Close()
+		s.conn.streamClosed(s)
+	})
+	return nil
+}
