@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -291,7 +290,7 @@ func (c *Conn) serveStream(ys *yamux.Stream) {
 	h := c.cfg.Handlers[kind]
 	var code wire.ErrorCode
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case isTimeout(err):
 		c.stats.streamTimeouts.Add(1)
 		err, code = ErrStreamHeaderTimeout, wire.CodeTimeout
 	case err != nil:

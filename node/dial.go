@@ -106,6 +106,10 @@ func Dial(ctx context.Context, target string, cfg *Config) (*Conn, error) {
 	}
 	nc, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNRESET) {
+			// Refused at accept so fast that connect saw the reset.
+			err = fmt.Errorf("%w: %w", ErrClosedByServer, err)
+		}
 		return nil, fmt.Errorf("node: dial %s: %w", t.Addr, err)
 	}
 	deadline, _ := ctx.Deadline()

@@ -209,7 +209,7 @@ type storeHandler struct {
 }
 
 func (h *storeHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *storeHandler) WithGroup(string) slog.Handler          { return h }
+func (h *storeHandler) WithGroup(string) slog.Handler            { return h }
 func (h *storeHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &storeHandler{store: h.store, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
 }

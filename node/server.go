@@ -371,7 +371,12 @@ func (s *Server) handshake(nc net.Conn, key addrKey) {
 	c.start()
 }
 
-func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+// isTimeout reports a passed deadline: os.ErrDeadlineExceeded from
+// net and crypto/tls, yamux's own timeout error from streams.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
 
 // endPending closes a connection whose handshake failed and frees its
 // place.

@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,7 +102,7 @@ func (s *Stream) ReadFrame() ([]byte, error) {
 			s.refuse(wire.CodeTooLarge)
 		case errors.Is(err, framing.ErrEmptyFrame):
 			s.refuse(wire.CodeProtocol)
-		case errors.Is(err, os.ErrDeadlineExceeded) && s.conn.isDraining():
+		case isTimeout(err) && s.conn.isDraining():
 			return nil, fmt.Errorf("%w (draining)", ErrClosed)
 		}
 		return nil, err
