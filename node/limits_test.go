@@ -70,8 +70,8 @@ func TestHandshakeDeadline(t *testing.T) {
 			t.Errorf("%s client: read %d, %v; want the server to close", name, n, err)
 		}
 	}
-	waitFor(t, "both timeouts to be counted", func() bool { return srv.Stats().HandshakeTimeouts == 2 })
-	if st := srv.Stats(); st.Pending != 0 || st.SessionsEstablished != 1 {
+	waitFor(t, "both timeouts to be counted", func() bool { st := srv.Stats(); return st.HandshakeTimeouts == 2 && st.Pending == 0 })
+	if st := srv.Stats(); st.SessionsEstablished != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -150,9 +150,9 @@ func TestSessionsPerPeer(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != wire.CodeBusy {
 		t.Fatalf("third session: %v, want busy", err)
 	}
-	if !anyIs(logs.errorsLogged("handshake failed"), ErrTooManySessionsPerPeer) {
-		t.Error("refusal not logged with ErrTooManySessionsPerPeer")
-	}
+	waitFor(t, "the refusal to be logged with ErrTooManySessionsPerPeer", func() bool {
+		return anyIs(logs.errorsLogged("handshake failed"), ErrTooManySessionsPerPeer)
+	})
 	echo(t, mustDial(t, pinned(srv), from(clientConfig(identity(t, "ed-b")), "127.0.0.7")), "another peer")
 	first.Close()
 	waitFor(t, "the server to free the place", func() bool { return srv.Stats().Sessions == 2 })
@@ -270,20 +270,24 @@ func TestStreamFlood(t *testing.T) {
 	good := mustDial(t, pinned(srv), clientConfig(identity(t, "ed-b")))
 	c := mustDial(t, pinned(srv), clientConfig(identity(t, "ed-a")))
 	c.outCap = 1000
-	// Each stream is read until its refusal and then left open: yamux on
-	// the server keeps it until this side closes it too.
-	for i := 0; i < 100; i++ {
+	for range scfg.MaxStreams {
+		s, err := c.OpenStream(context.Background(), kindEcho)
+		if err != nil {
+			t.Fatal(err)
+		}
+		echoOn(t, s, "served")
+	}
+	// Each further stream is read until its refusal and then left open:
+	// yamux on the server keeps it until this side closes it too.
+	for range 100 {
 		s, err := c.OpenStream(context.Background(), kindEcho)
 		if err != nil {
 			break // the server closed the session
 		}
-		if i < scfg.MaxStreams {
-			continue // served
-		}
 		s.SetReadDeadline(time.Now().Add(hang))
 		var se *StreamError
 		if _, err := s.ReadFrame(); !errors.As(err, &se) {
-			break
+			break // the server closed the session
 		}
 	}
 	select {
@@ -357,13 +361,17 @@ func TestBadHandshakeFrames(t *testing.T) {
 		if e, ok := m.(*wire.Error); !ok || e.Code != wire.CodeTooLarge {
 			t.Fatalf("server answered %#v, want too-large", m)
 		}
-		waitFor(t, "the oversized frame to be counted", func() bool { return srv.Stats().OversizedFrames == 1 })
 		var fe *framing.FrameTooLargeError
-		for _, err := range logs.errorsLogged("handshake failed") {
-			errors.As(err, &fe)
-		}
-		if fe == nil || fe.N != 0xfffffff0 {
-			t.Fatalf("logged %v, want a *framing.FrameTooLargeError", logs.errorsLogged("handshake failed"))
+		waitFor(t, "a *framing.FrameTooLargeError to be logged", func() bool {
+			for _, err := range logs.errorsLogged("handshake failed") {
+				if errors.As(err, &fe) && fe.N == 0xfffffff0 {
+					return true
+				}
+			}
+			return false
+		})
+		if st := srv.Stats(); st.OversizedFrames != 1 {
+			t.Fatalf("OversizedFrames = %d", st.OversizedFrames)
 		}
 	})
 	t.Run("truncated", func(t *testing.T) {

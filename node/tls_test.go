@@ -1,0 +1,158 @@
+package node
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/lanpeer/lanpeer/cryptosuite"
+)
+
+// TestCertificate: the certificate holds the identity key, is self-signed
+// with PSS (RSA) or Ed25519, and TLS may sign only with that scheme.
+func TestCertificate(t *testing.T) {
+	for _, c := range []struct {
+		id     string
+		alg    x509.SignatureAlgorithm
+		scheme tls.SignatureScheme
+	}{
+		{"ed-a", x509.PureEd25519, tls.Ed25519},
+		{"rsa2048", x509.SHA256WithRSAPSS, tls.PSSWithSHA256},
+		{"rsa3072", x509.SHA256WithRSAPSS, tls.PSSWithSHA256},
+	} {
+		t.Run(c.id, func(t *testing.T) {
+			id := identity(t, c.id)
+			cert, err := newCertificate(id, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := x509.ParseCertificate(cert.Certificate[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if leaf.SignatureAlgorithm != c.alg {
+				t.Errorf("signed with %v, want %v", leaf.SignatureAlgorithm, c.alg)
+			}
+			if err := leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature); err != nil {
+				t.Errorf("self-signature: %v", err)
+			}
+			if cryptosuite.PeerIDFromSPKI(leaf.RawSubjectPublicKeyInfo) != id.PeerID() {
+				t.Error("certificate key is not the identity key")
+			}
+			if leaf.Subject.CommonName != id.PeerID().String() {
+				t.Errorf("subject %q", leaf.Subject.CommonName)
+			}
+			if leaf.SerialNumber.Sign() <= 0 || leaf.NotAfter.Year() != 9999 {
+				t.Errorf("serial %v, not after %v", leaf.SerialNumber, leaf.NotAfter)
+			}
+			if len(cert.SupportedSignatureAlgorithms) != 1 || cert.SupportedSignatureAlgorithms[0] != c.scheme {
+				t.Errorf("TLS schemes %v, want only %v", cert.SupportedSignatureAlgorithms, c.scheme)
+			}
+			other, err := newCertificate(id, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if other.Leaf.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+				t.Error("two certificates with one serial")
+			}
+		})
+	}
+}
+
+// TestTLSProfile: the server refuses TLS 1.2, a missing client
+// certificate, a chain of two, and a key that is not an identity key; the
+// client refuses a server showing a chain.
+func TestTLSProfile(t *testing.T) {
+	scfg := serverConfig(identity(t, "ed-s"))
+	logs := &logStore{}
+	scfg.Logger = logs.logger()
+	srv := startServer(t, scfg)
+
+	good, err := newCertificate(identity(t, "ed-a"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := newCertificate(identity(t, "ed-b"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := good
+	chain.Certificate = [][]byte{good.Certificate[0], other.Certificate[0]}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	ecDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ecKey.PublicKey, ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecCert := tls.Certificate{Certificate: [][]byte{ecDER}, PrivateKey: ecKey}
+
+	for _, c := range []struct {
+		name       string
+		cfg        *tls.Config
+		wantLogged error
+	}{
+		{"tls1.2", &tls.Config{MaxVersion: tls.VersionTLS12, Certificates: []tls.Certificate{good}, InsecureSkipVerify: true}, nil},
+		{"no certificate", &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}, nil},
+		{"chain", &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{chain}, InsecureSkipVerify: true}, ErrBadCertificate},
+		{"ecdsa key", &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{ecCert}, InsecureSkipVerify: true}, cryptosuite.ErrUnsupportedKey},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := srv.Stats().TLSFailures
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: hang}, "tcp", srv.Addr().String(), c.cfg)
+			if err == nil {
+				// TLS 1.3 clients learn of a refused certificate on their
+				// first read.
+				conn.SetReadDeadline(time.Now().Add(hang))
+				_, err = conn.Read(make([]byte, 1))
+				conn.Close()
+			}
+			if err == nil || isTimeout(err) {
+				t.Fatalf("connection not refused: %v", err)
+			}
+			waitFor(t, "the TLS failure to be counted", func() bool { return srv.Stats().TLSFailures == before+1 })
+			if c.wantLogged != nil && !anyIs(logs.errorsLogged("TLS handshake failed"), c.wantLogged) {
+				t.Fatalf("logged %v, want %v", logs.errorsLogged("TLS handshake failed"), c.wantLogged)
+			}
+		})
+	}
+
+	t.Run("server chain", func(t *testing.T) {
+		serverChain, err := newCertificate(identity(t, "ed-m"), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		serverChain.Certificate = append(serverChain.Certificate, other.Certificate[0])
+		cfg := serverTLSConfig(serverChain)
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		accepted := make(chan struct{})
+		go func() {
+			defer close(accepted)
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(hang))
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}()
+		_, err = dial(t, ln.Addr().String(), clientConfig(identity(t, "ed-a")))
+		if !errors.Is(err, ErrBadCertificate) {
+			t.Fatalf("dial: %v, want ErrBadCertificate", err)
+		}
+		<-accepted
+	})
+}
