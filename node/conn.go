@@ -64,6 +64,7 @@ type Conn struct {
 	mux      *yamux.Session
 	insecure bool
 	outCap   int // streams this side may have open towards the other
+	frameIn  int // largest frame this side accepts
 	frameOut int // largest frame the other side accepts
 
 	ctx    context.Context // handlers' context; cancelled when the session ends or drains
@@ -89,7 +90,7 @@ type Conn struct {
 func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *counters, log *slog.Logger, onEnd func(*Conn)) (*Conn, error) {
 	c := &Conn{
 		cfg: cfg, lim: lim, stats: stats, keys: keys, raw: raw, insecure: cfg.Insecure,
-		outCap: lim.maxStreams, frameOut: lim.maxControlFrame,
+		outCap: lim.maxStreams, frameIn: lim.maxControlFrame, frameOut: min(lim.maxControlFrame, framing.MaxControlFrame),
 		streams: map[*Stream]struct{}{}, done: make(chan struct{}), onEnd: onEnd,
 	}
 	c.log = log.With("peer", keys.Peer.PeerID().Short(), "remote", raw.RemoteAddr().String())
@@ -99,7 +100,10 @@ func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *
 	} else {
 		// The responder stated its limits in Ready; stay within them.
 		c.outCap = min(c.outCap, int(keys.PeerMaxStreams))
-		c.frameOut = min(c.frameOut, int(keys.PeerMaxFrameKiB)*1024)
+		c.frameOut = min(lim.maxControlFrame, int(keys.PeerMaxFrameKiB)*1024)
+		// The responder sends control frames of up to the protocol's
+		// maximum, whatever this side would state.
+		c.frameIn = max(c.frameIn, framing.MaxControlFrame)
 		c.mux, err = yamux.Client(raw, yamuxConfig(lim, c.log))
 	}
 	if err != nil {
@@ -177,7 +181,7 @@ func (c *Conn) OpenStream(ctx context.Context, kind StreamKind) (*Stream, error)
 		c.mu.Unlock()
 		return nil, fmt.Errorf("node: opening a stream: %w", err)
 	}
-	s := c.newStream(ys, kind, false, framing.NewReader(ys, c.lim.maxControlFrame))
+	s := c.newStream(ys, kind, false, framing.NewReader(ys, c.frameIn))
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ys.SetWriteDeadline(dl)
 	}
@@ -284,7 +288,7 @@ func (c *Conn) acceptLoop() error {
 // runs the kind's handler.
 func (c *Conn) serveStream(ys *yamux.Stream) {
 	defer c.handlerDone()
-	r := framing.NewReader(ys, c.lim.maxControlFrame)
+	r := framing.NewReader(ys, c.frameIn)
 	_ = ys.SetReadDeadline(time.Now().Add(c.lim.handshakeTimeout))
 	kind, err := readStreamOpen(r)
 	h := c.cfg.Handlers[kind]
