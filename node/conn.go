@@ -40,14 +40,17 @@ func yamuxConfig(l *limits, log *slog.Logger) *yamux.Config {
 	}
 }
 
-// yamuxLogger sends yamux's log lines to slog at warning level.
+// yamuxLogger sends yamux's log lines to slog at debug level: they report
+// what the other side did (a reset stream, a protocol error), which a
+// peer can cause at will, and the end of a session, which node logs
+// itself.
 type yamuxLogger struct{ log *slog.Logger }
 
-func (y yamuxLogger) Print(v ...any) { y.log.Warn(fmt.Sprint(v...), "component", "yamux") }
+func (y yamuxLogger) Print(v ...any) { y.log.Debug(fmt.Sprint(v...), "component", "yamux") }
 func (y yamuxLogger) Printf(format string, v ...any) {
-	y.log.Warn(fmt.Sprintf(format, v...), "component", "yamux")
+	y.log.Debug(fmt.Sprintf(format, v...), "component", "yamux")
 }
-func (y yamuxLogger) Println(v ...any) { y.log.Warn(fmt.Sprint(v...), "component", "yamux") }
+func (y yamuxLogger) Println(v ...any) { y.log.Debug(fmt.Sprint(v...), "component", "yamux") }
 
 // Conn is one authenticated session, on either side: the handshake is
 // done and yamux runs on the connection. Streams the other side opens are
@@ -235,7 +238,7 @@ func (c *Conn) run() {
 	if c.onEnd != nil {
 		c.onEnd(c)
 	}
-	c.log.Debug("session ended", "reason", err)
+	c.log.Info("session ended", "reason", err)
 	close(c.done)
 }
 

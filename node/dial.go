@@ -128,7 +128,10 @@ func Dial(ctx context.Context, target string, cfg *Config) (*Conn, error) {
 			raw = nc
 		}
 		raw.Close()
-		if isTimeout(err) && ctx.Err() != nil {
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			err = fmt.Errorf("%w: %w", context.Canceled, err)
+		case ctx.Err() != nil && isTimeout(err):
 			err = fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
 		}
 		return nil, fmt.Errorf("node: dial %s: %w", t, err)

@@ -124,11 +124,9 @@ func (s *Stream) ReadFrame() ([]byte, error) {
 func (s *Stream) WriteFrame(p []byte) error { return s.w.WriteFrame(p) }
 
 // Fail sends the other side an Error with code's fixed text and closes
-// the stream: how a handler refuses a request.
-func (s *Stream) Fail(code wire.ErrorCode) error {
-	s.refuse(code)
-	return nil
-}
+// the stream: how a handler refuses a request. The other side's
+// ReadFrame returns a *StreamError with the code.
+func (s *Stream) Fail(code wire.ErrorCode) { s.refuse(code) }
 
 // refuse writes an Error frame, bounded in time, and closes the stream.
 func (s *Stream) refuse(code wire.ErrorCode) {
