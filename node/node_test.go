@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -320,5 +321,66 @@ func TestInsecure(t *testing.T) {
 	ccfg.Trust = nil
 	if _, err := dial(t, identity(t, "ed-m").PeerID().String()+"@"+srv.Addr().String(), ccfg); err == nil {
 		t.Fatal("wrong pin accepted without TLS")
+	}
+}
+
+// TestStreamFail: a handler's refusal reaches the opener as a
+// *StreamError with its code.
+func TestStreamFail(t *testing.T) {
+	scfg := serverConfig(identity(t, "ed-s"))
+	scfg.Handlers[KindDirect] = HandlerFunc(func(ctx context.Context, s *Stream) { s.Fail(wire.CodeUnauthorized) })
+	srv := startServer(t, scfg)
+	c := mustDial(t, pinned(srv), clientConfig(identity(t, "ed-a")))
+	s, err := c.OpenStream(context.Background(), KindDirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(hang))
+	var se *StreamError
+	if _, err := s.ReadFrame(); !errors.As(err, &se) || se.Code != wire.CodeUnauthorized {
+		t.Fatalf("read: %v, want unauthorized", err)
+	}
+}
+
+// TestDialDeadlineAndCancel: a server that never answers costs the dialer
+// its handshake timeout, or less if its context is cancelled, and each
+// case says which.
+func TestDialDeadlineAndCancel(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-accepted
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+
+	ccfg := clientConfig(identity(t, "ed-a"))
+	ccfg.HandshakeTimeout = 200 * time.Millisecond
+	if _, err := dial(t, ln.Addr().String(), ccfg); !errors.Is(err, ErrHandshakeTimeout) {
+		t.Fatalf("dial: %v, want ErrHandshakeTimeout", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if _, err := Dial(ctx, ln.Addr().String(), clientConfig(identity(t, "ed-a"))); !errors.Is(err, context.Canceled) {
+		t.Fatalf("dial: %v, want context.Canceled", err)
 	}
 }
