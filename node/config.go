@@ -110,7 +110,8 @@ type Config struct {
 	// sessions; others are refused with the handshake's policy error.
 	Allow []cryptosuite.PeerID
 	// OnSession, if set, is called with every session the server
-	// establishes, before its streams are served. It must not block.
+	// establishes, as its streams start being served. It runs on the
+	// handshake's goroutine and must not block.
 	OnSession func(*Conn)
 
 	// Limits.

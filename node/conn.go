@@ -88,8 +88,8 @@ type Conn struct {
 }
 
 // newConn starts yamux on raw after a successful handshake; start then
-// serves the streams the other side opens. onEnd, if set, runs once the session has
-// ended and every handler has returned.
+// serves the streams the other side opens. onEnd, if set, runs once the
+// session has ended and every handler has returned.
 func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *counters, log *slog.Logger, onEnd func(*Conn)) (*Conn, error) {
 	c := &Conn{
 		cfg: cfg, lim: lim, stats: stats, keys: keys, raw: raw, insecure: cfg.Insecure,

@@ -131,7 +131,7 @@ func Dial(ctx context.Context, target string, cfg *Config) (*Conn, error) {
 		switch {
 		case errors.Is(ctx.Err(), context.Canceled):
 			err = fmt.Errorf("%w: %w", context.Canceled, err)
-		case ctx.Err() != nil && isTimeout(err):
+		case isTimeout(err): // the deadline set from ctx (it may pass before ctx's own timer)
 			err = fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
 		}
 		return nil, fmt.Errorf("node: dial %s: %w", t, err)

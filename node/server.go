@@ -259,102 +259,117 @@ func (s *Server) handshake(nc net.Conn, key addrKey) {
 	defer s.wg.Done()
 	log := s.log.With("remote", nc.RemoteAddr().String())
 	_ = nc.SetDeadline(time.Now().Add(s.lim.handshakeTimeout))
-
-	raw := nc
-	params := session.Params{Transport: session.TransportNoTLS}
-	var certKey *cryptosuite.PublicKey
-	if s.tls != nil {
-		tc := tls.Server(nc, s.tls)
-		raw = tc
-		if err := tc.Handshake(); err != nil {
-			if isTimeout(err) {
-				s.stats.handshakeTimeouts.Add(1)
-				err = fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
-			} else {
-				s.stats.tlsFailures.Add(1)
-			}
-			log.Debug("TLS handshake failed", "err", err)
-			s.endPending(nc, raw, key)
-			return
-		}
-		cs := tc.ConnectionState()
-		pk, err := peerKey(&cs)
-		if err == nil {
-			params.ChannelBinding, err = channelBinding(&cs)
-		}
-		if err != nil {
-			s.stats.tlsFailures.Add(1)
-			log.Debug("TLS handshake failed", "err", err)
-			s.endPending(nc, raw, key)
-			return
-		}
-		certKey = pk
-		params.Transport = session.TransportTLS
-	}
-
-	var policyErr error
-	var reserved bool
-	var reservedID cryptosuite.PeerID
-	scfg := *s.scfg
-	scfg.Policy = func(pk *cryptosuite.PublicKey) error {
-		switch {
-		case certKey != nil && !pk.Equal(certKey):
-			policyErr = ErrIdentityMismatch
-		case s.allow != nil && !s.allow[pk.PeerID()]:
-			policyErr = ErrNotAllowed
-		case !s.reservePeer(pk.PeerID()):
-			policyErr = ErrTooManySessionsPerPeer
-		default:
-			reserved, reservedID = true, pk.PeerID()
-		}
-		return policyErr
-	}
-	keys, err := session.RunResponder(raw, &scfg, params)
+	raw, params, certKey, err := s.acceptTLS(nc)
 	if err != nil {
-		var tooLarge *framing.FrameTooLargeError
-		switch {
-		case errors.Is(policyErr, ErrIdentityMismatch):
-			s.stats.identityMismatches.Add(1)
-		case errors.Is(policyErr, ErrNotAllowed):
-			s.stats.notAllowed.Add(1)
-		case errors.Is(policyErr, ErrTooManySessionsPerPeer):
-			s.stats.peerLimited.Add(1)
-		case isTimeout(err):
-			s.stats.handshakeTimeouts.Add(1)
-			err = fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
-		case errors.As(err, &tooLarge):
-			s.stats.oversizedFrames.Add(1)
-			s.stats.handshakeFailures.Add(1)
-		default:
-			s.stats.handshakeFailures.Add(1)
-		}
-		if policyErr != nil {
-			err = fmt.Errorf("%w (%w)", err, policyErr)
-		}
+		log.Debug("TLS handshake failed", "err", err)
+		s.endPending(nc, raw, key)
+		return
+	}
+	keys, err := s.respond(raw, params, certKey)
+	if err != nil {
 		log.Debug("handshake failed", "err", err)
-		if reserved {
-			s.releasePeer(reservedID)
-		}
 		s.endPending(nc, raw, key)
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
+	s.establish(nc, raw, keys, key, log)
+}
 
+// acceptTLS runs the server side of TLS on nc (unless the server is
+// insecure) and returns the connection for the handshake, its parameters
+// and the client certificate's key.
+func (s *Server) acceptTLS(nc net.Conn) (net.Conn, session.Params, *cryptosuite.PublicKey, error) {
+	if s.tls == nil {
+		return nc, session.Params{Transport: session.TransportNoTLS}, nil, nil
+	}
+	tc := tls.Server(nc, s.tls)
+	params := session.Params{Transport: session.TransportTLS}
+	if err := tc.Handshake(); err != nil {
+		if isTimeout(err) {
+			s.stats.handshakeTimeouts.Add(1)
+			return tc, params, nil, fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
+		}
+		s.stats.tlsFailures.Add(1)
+		return tc, params, nil, err
+	}
+	cs := tc.ConnectionState()
+	pk, err := peerKey(&cs)
+	if err == nil {
+		params.ChannelBinding, err = channelBinding(&cs)
+	}
+	if err != nil {
+		s.stats.tlsFailures.Add(1)
+		return tc, params, nil, err
+	}
+	return tc, params, pk, nil
+}
+
+// respond runs the responder's handshake. Its policy, checked once the
+// requestor's signature is verified: the handshake identity is the
+// certificate's key, the allow list, and a place among the identity's
+// sessions, which the session keeps if the handshake succeeds.
+func (s *Server) respond(raw net.Conn, params session.Params, certKey *cryptosuite.PublicKey) (*session.Keys, error) {
+	var policyErr error
+	var reserved *cryptosuite.PeerID
+	scfg := *s.scfg
+	scfg.Policy = func(pk *cryptosuite.PublicKey) error {
+		id := pk.PeerID()
+		switch {
+		case certKey != nil && !pk.Equal(certKey):
+			policyErr = ErrIdentityMismatch
+		case s.allow != nil && !s.allow[id]:
+			policyErr = ErrNotAllowed
+		case !s.reservePeer(id):
+			policyErr = ErrTooManySessionsPerPeer
+		default:
+			reserved = &id
+		}
+		return policyErr
+	}
+	keys, err := session.RunResponder(raw, &scfg, params)
+	if err == nil {
+		return keys, nil
+	}
+	if reserved != nil {
+		s.releasePeer(*reserved)
+	}
+	var tooLarge *framing.FrameTooLargeError
+	switch {
+	case errors.Is(policyErr, ErrIdentityMismatch):
+		s.stats.identityMismatches.Add(1)
+	case errors.Is(policyErr, ErrNotAllowed):
+		s.stats.notAllowed.Add(1)
+	case errors.Is(policyErr, ErrTooManySessionsPerPeer):
+		s.stats.peerLimited.Add(1)
+	case isTimeout(err):
+		s.stats.handshakeTimeouts.Add(1)
+		return nil, fmt.Errorf("%w: %w", ErrHandshakeTimeout, err)
+	case errors.As(err, &tooLarge):
+		s.stats.oversizedFrames.Add(1)
+		s.stats.handshakeFailures.Add(1)
+	default:
+		s.stats.handshakeFailures.Add(1)
+	}
+	if policyErr != nil {
+		return nil, fmt.Errorf("%w (%w)", err, policyErr)
+	}
+	return nil, err
+}
+
+// establish turns a connection past its handshake into a session, unless
+// the server is closing.
+func (s *Server) establish(nc, raw net.Conn, keys *session.Keys, key addrKey, log *slog.Logger) {
 	peer := keys.Peer.PeerID()
 	s.mu.Lock()
 	delete(s.pending, nc)
-	if s.closing {
-		s.mu.Unlock()
-		keys.Wipe()
-		raw.Close()
-		s.releasePeer(peer)
-		s.releaseAddr(key)
-		return
+	var c *Conn
+	err := ErrClosed
+	if !s.closing {
+		c, err = newConn(raw, keys, &s.cfg, &s.lim, &s.stats, s.log, func(c *Conn) { s.sessionEnded(c, key, peer) })
 	}
-	c, err := newConn(raw, keys, &s.cfg, &s.lim, &s.stats, s.log, func(c *Conn) { s.sessionEnded(c, key, peer) })
 	if err != nil {
 		s.mu.Unlock()
-		log.Error("session not started", "err", err)
+		log.Debug("session not started", "err", err)
 		keys.Wipe()
 		raw.Close()
 		s.releasePeer(peer)
@@ -365,10 +380,10 @@ func (s *Server) handshake(nc net.Conn, key addrKey) {
 	s.mu.Unlock()
 	s.stats.sessionsEstablished.Add(1)
 	log.Info("session established", "peer", peer, "kex", keys.KEX, "aead", keys.AEAD.ID)
+	c.start()
 	if s.cfg.OnSession != nil {
 		s.cfg.OnSession(c)
 	}
-	c.start()
 }
 
 // isTimeout reports a passed deadline: os.ErrDeadlineExceeded from
