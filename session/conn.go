@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/lanpeer/lanpeer/framing"
 	"github.com/lanpeer/lanpeer/wire"
@@ -44,7 +45,9 @@ func Code(err error) wire.ErrorCode {
 		return wire.CodeBadSignature
 	case errors.Is(err, ErrBusy):
 		return wire.CodeBusy
-	case errors.Is(err, ErrUnexpectedMessage):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return wire.CodeTimeout
+	case errors.Is(err, ErrUnexpectedMessage), errors.Is(err, framing.ErrEmptyFrame):
 		return wire.CodeProtocol
 	}
 	var de *wire.DecodeError
@@ -110,6 +113,7 @@ func RunRequestor(rw io.ReadWriter, cfg *Config, p Params) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.Abort() // zeroes what a failure leaves pending; nothing once done
 	c := newCodec(rw)
 	hello, err := h.CreateHello()
 	if err != nil {
@@ -159,6 +163,7 @@ func RunResponder(rw io.ReadWriter, cfg *Config, p Params) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.Abort() // a Finished that never comes leaves no keys behind
 	c := newCodec(rw)
 	m, err := c.recv()
 	if err != nil {

@@ -157,7 +157,10 @@ type Params struct {
 	ChannelBinding []byte
 	// Expected is, on a requestor, the peer it means to reach. Over TLS
 	// it is the peer ID of the certificate the responder showed. Zero
-	// means "learn it" (trust on first use over HTTP).
+	// means "learn it" (trust on first use over HTTP). On a responder it
+	// is the peer ID of the requestor's TLS client certificate: a hello
+	// signed by any other identity is refused with ErrWrongPeer. Zero
+	// there means no certificate (HTTP, no TLS).
 	Expected cryptosuite.PeerID
 }
 

@@ -76,13 +76,25 @@ func NewRequestor(cfg *Config, p Params) (*Requestor, error) {
 
 func (h *Requestor) fail(err error) error {
 	h.state = rqFailed
-	if h.kex != nil {
-		h.kex = nil
-	}
+	h.kex = nil
 	if h.sched != nil {
 		h.sched.wipe()
 	}
+	clear(h.authKey)
+	if h.keys != nil {
+		h.keys.Wipe()
+		h.keys = nil
+	}
 	return err
+}
+
+// Abort ends a handshake that will not complete: the ephemeral key and any
+// derived keys are dropped or zeroed and every later call fails. It does
+// nothing once CreateFinished has returned the keys.
+func (h *Requestor) Abort() {
+	if h.state != rqDone && h.state != rqFailed {
+		h.fail(nil)
+	}
 }
 
 // CreateHello builds flight 1.
