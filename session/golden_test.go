@@ -17,6 +17,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -336,6 +337,7 @@ func mustByte(name string) []byte {
 // specNames are the derived values in the order the golden files list
 // them.
 var specNames = []string{
+	"hello_share", "hello_nonce", "hello_sig", "reply_share", "reply_nonce", "sealed_auth_key", "reply_sig",
 	"requestor_hello_layout", "requestor_hello_sig_input", "requestor_hello_hash",
 	"session_id", "responder_hello_layout", "responder_hello_sig_input", "transcript_hash",
 	"shared_secret", "prk", "k_c2s", "k_s2c", "k_seal", "k_finished",
@@ -394,7 +396,11 @@ func specValues(t *testing.T, c goldenCase, frames [4][]byte, rqID, rsID *crypto
 		return m
 	}
 	h, r, fin := dec(frames[0]).(*wire.Hello), dec(frames[1]).(*wire.HelloReply), dec(frames[2]).(*wire.Finished)
-	v := map[string][]byte{}
+	v := map[string][]byte{
+		// The fields a reimplementation takes from the frames.
+		"hello_share": h.Share, "hello_nonce": h.Nonce, "hello_sig": h.Sig,
+		"reply_share": r.Share, "reply_nonce": r.Nonce, "sealed_auth_key": r.SealedAuthKey, "reply_sig": r.Sig,
+	}
 	rqPeer, rsPeer := sha256.Sum256(h.IdentityKey), sha256.Sum256(r.IdentityKey)
 	var aeads []byte
 	for _, id := range h.AEADs {
@@ -532,5 +538,34 @@ func checkGoldenFromSpec(t *testing.T, c goldenCase, m map[string]string) {
 		if !bytes.Equal(v[n], mustHex(t, m, n)) {
 			t.Errorf("%s: the file says %s, the spec gives %x", n, m[n], v[n])
 		}
+	}
+}
+
+// TestGoldenOpenSSL runs docs/PROTOCOL.md's openssl recipe
+// (testdata/golden_openssl.sh) over the x25519 transcript, and over a copy
+// with one value changed, which it must refuse.
+func TestGoldenOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("openssl is not installed: this test checks the protocol's recipe with it; install it " +
+			"(Debian: apt-get install -y openssl; .ci/run does this)")
+	}
+	script := filepath.Join("testdata", "golden_openssl.sh")
+	golden := filepath.Join("testdata", "golden", "x25519-ed25519.txt")
+	if out, err := exec.Command("bash", script, golden).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := parseRecord(t, b)
+	changed := strings.Replace(string(b), "finished_mac="+m["finished_mac"], "finished_mac="+strings.Repeat("00", 32), 1)
+	bad := filepath.Join(t.TempDir(), "changed.txt")
+	if err := os.WriteFile(bad, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("bash", script, bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "finished_mac") {
+		t.Fatalf("a changed Finished MAC passed: %v\n%s", err, out)
 	}
 }
