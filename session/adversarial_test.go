@@ -1034,3 +1034,80 @@ func TestNoReuse(t *testing.T) {
 		})
 	}
 }
+
+// Invalid ephemeral shares, signed by their sender so that they reach the
+// key agreement (THREATS.md K2): small-order X25519 points, a P-256 point
+// off the curve, an ML-KEM key with unreduced coefficients. Each is
+// refused as a bad key share before the receiver signs or seals anything.
+func TestInvalidShares(t *testing.T) {
+	rs := bob(t)
+	p1, p2 := tlsParams(rs.Identity.PeerID())
+	offCurve := append([]byte{4}, bytes.Repeat([]byte{1}, 64)...)
+	unreduced := func(share []byte) []byte {
+		s := append([]byte(nil), share...)
+		s[0], s[1] = 0xff, s[1]|0x0f // first coefficient 0xfff >= q
+		return s
+	}
+	for _, c := range []struct {
+		name  string
+		kex   cryptosuite.KEXID
+		share func([]byte) []byte
+	}{
+		{"x25519 zero point", cryptosuite.KEXX25519, func([]byte) []byte { return make([]byte, 32) }},
+		{"x25519 point of order 1", cryptosuite.KEXX25519, func([]byte) []byte { return append([]byte{1}, make([]byte, 31)...) }},
+		{"p256 point off the curve", cryptosuite.KEXP256, func([]byte) []byte { return offCurve }},
+		{"hybrid x25519 zero point", cryptosuite.KEXX25519MLKEM768, func(s []byte) []byte {
+			return append(append([]byte(nil), s[:len(s)-32]...), make([]byte, 32)...)
+		}},
+		{"hybrid ML-KEM key unreduced", cryptosuite.KEXX25519MLKEM768, unreduced},
+	} {
+		t.Run("hello/"+c.name, func(t *testing.T) {
+			rq := &Config{Identity: identity(t, "ed-a"), KEX: c.kex}
+			whileServing(t, rs, func() {
+				o := runRelayed(t, rq, rs, p1, p2, rewrite(t, toResponder, 0, func(m wire.Message) wire.Message {
+					h := m.(*wire.Hello)
+					h.Share = c.share(h.Share)
+					resignHello(t, h, identity(t, "ed-a"), p2)
+					return h
+				}))
+				wantRefusal(t, o, RoleResponder, ErrBadKeyShare)
+				if len(o.seen[toRequestor]) != 1 || peerCode(o.rq.err) != wire.CodeBadSignature {
+					t.Fatal("the responder answered more than its refusal")
+				}
+			})
+		})
+	}
+	for _, c := range []struct {
+		name  string
+		kex   cryptosuite.KEXID
+		share func([]byte) []byte
+	}{
+		{"x25519 zero point", cryptosuite.KEXX25519, func([]byte) []byte { return make([]byte, 32) }},
+		{"p256 point off the curve", cryptosuite.KEXP256, func([]byte) []byte { return offCurve }},
+		{"hybrid x25519 zero point", cryptosuite.KEXX25519MLKEM768, func(s []byte) []byte {
+			return append(append([]byte(nil), s[:len(s)-32]...), make([]byte, 32)...)
+		}},
+	} {
+		t.Run("reply/"+c.name, func(t *testing.T) {
+			// The responder itself signs a bad share.
+			var hello *wire.Hello
+			a := identity(t, "ed-a")
+			h := func(d direction, i int, p []byte) ([]byte, bool) {
+				if d == toResponder && i == 0 {
+					hello = decodeHello(t, p)
+				}
+				if d == toRequestor && i == 0 {
+					m, _ := wire.Decode(p)
+					r := m.(*wire.HelloReply)
+					r.Share = c.share(r.Share)
+					l1 := transcriptHash(requestorLayout(hello, a.PeerID(), p1))
+					r.Sig, _ = rs.Identity.Sign(canon.LabelResponderHello, canon.ResponderHello(responderFields(l1, hello.Sig, r, rs.Identity.PeerID())))
+					return framed(encode(t, r)), false
+				}
+				return framed(p), false
+			}
+			o := runRelayed(t, &Config{Identity: a, KEX: c.kex}, rs, p1, p2, h)
+			wantRefusal(t, o, RoleRequestor, ErrBadKeyShare)
+		})
+	}
+}
