@@ -156,6 +156,8 @@ type Rekey struct {
 	kex       *cryptosuite.RequestorKEX // requestor, rkInitSent
 	initShare []byte                    // requestor, rkInitSent
 	pending   *rekeyKeys                // responder, rkReplySent
+
+	kexSeed []byte // tests only: the ephemeral key-agreement seed (cryptosuite's Seed)
 }
 
 // rekeyKeys is one epoch's key schedule. c2s and s2c are handed to the
@@ -297,7 +299,7 @@ func (k *Rekey) startLocked() (wire.Message, error) {
 		k.state = rkRequested
 		return &wire.RekeyRequest{Epoch: next}, nil
 	}
-	kex, err := k.suite.NewRequestor(cryptosuite.RequestorKEXConfig{Identity: k.identity})
+	kex, err := k.suite.NewRequestor(cryptosuite.RequestorKEXConfig{Identity: k.identity, Seed: k.kexSeed})
 	if err != nil {
 		return nil, k.fail(err)
 	}
@@ -364,7 +366,7 @@ func (k *Rekey) consumeInit(m *wire.RekeyInit) (wire.Message, error) {
 	if len(m.Share) != k.suite.RequestorShareSize {
 		return nil, k.fail(ErrRekeyBadShare)
 	}
-	share, shared, err := k.suite.Respond(m.Share, k.peer, cryptosuite.ResponderKEXConfig{})
+	share, shared, err := k.suite.Respond(m.Share, k.peer, cryptosuite.ResponderKEXConfig{Seed: k.kexSeed})
 	if err != nil {
 		return nil, k.fail(fmt.Errorf("%w: %v", ErrRekeyBadShare, err))
 	}

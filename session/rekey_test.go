@@ -2,12 +2,17 @@ package session
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lanpeer/lanpeer/canon"
 	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/wire"
 )
@@ -203,6 +208,93 @@ func TestRekeyModes(t *testing.T) {
 				mustOpen(t, e.rsR, next, "next")
 			})
 		}
+	}
+}
+
+// TestRekeyKeySchedule recomputes an epoch's keys from the documented
+// schedule (docs/PROTOCOL.md, "Rekey key schedule") with the standard
+// library alone, from known ephemeral keys: the direction keys, the
+// chaining secret, the rekey hash and both confirmation MACs.
+func TestRekeyKeySchedule(t *testing.T) {
+	e := newRekeyEnds(t, rekeyModes[0], cryptosuite.AEADAES256GCM, RekeyPolicy{})
+	seedA, seedB := bytes.Repeat([]byte{0xa1}, 32), bytes.Repeat([]byte{0xb2}, 32)
+	e.rq.kexSeed, e.rs.kexSeed = seedA, seedB
+	th0, secret0 := e.rqKeys.TranscriptHash, bytes.Clone(e.rqKeys.RekeySecret)
+	init, err := e.rq.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flights := e.deliver(t, init, false)
+	reply, confirm := flights[1].(*wire.RekeyReply), flights[2].(*wire.RekeyConfirm)
+
+	a, _ := ecdh.X25519().NewPrivateKey(seedA)
+	b, _ := ecdh.X25519().NewPrivateKey(seedB)
+	shared, err := a.ECDH(b.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(init.(*wire.RekeyInit).Share, a.PublicKey().Bytes()) || !bytes.Equal(reply.Share, b.PublicKey().Bytes()) {
+		t.Fatal("the shares are not the seeded keys")
+	}
+	h1 := sha256.Sum256(canon.Rekey(th0, 1, a.PublicKey().Bytes(), b.PublicKey().Bytes()))
+	prk, err := hkdf.Extract(sha256.New, append(bytes.Clone(shared), secret0...), h1[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	expand := func(label string, n int) []byte {
+		out, err := hkdf.Expand(sha256.New, prk, label, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	mac := func(role string) []byte {
+		m := hmac.New(sha256.New, expand("lanpeer/v1 rekey confirm", 32))
+		m.Write(canon.RekeyConfirm(role, h1, 1))
+		return m.Sum(nil)
+	}
+	for name, c := range map[string]struct{ got, want []byte }{
+		"c2s":           {e.rqS.key, expand("lanpeer/v1 c2s", 32)},
+		"s2c":           {e.rsS.key, expand("lanpeer/v1 s2c", 32)},
+		"rekey secret":  {e.rs.secret, expand("lanpeer/v1 rekey", 32)},
+		"rekey hash":    {e.rs.hash[:], h1[:]},
+		"responder MAC": {reply.MAC, mac("responder")},
+		"requestor MAC": {confirm.MAC, mac("requestor")},
+	} {
+		if !bytes.Equal(c.got, c.want) {
+			t.Errorf("%s = %x, the schedule gives %x", name, c.got, c.want)
+		}
+	}
+}
+
+// TestRekeyMessageBeforeConfirm: the requestor sends under the new epoch
+// as soon as it has checked the reply; its first message may reach the
+// responder (on the direct stream) before RekeyConfirm does (on the
+// control stream), and opens.
+func TestRekeyMessageBeforeConfirm(t *testing.T) {
+	for _, aead := range aeadIDsUnderTest {
+		e := newRekeyEnds(t, rekeyModes[0], aead, RekeyPolicy{})
+		init, _ := e.rq.Start()
+		reply, err := e.rs.Consume(wireTrip(t, init))
+		if err != nil {
+			t.Fatal(err)
+		}
+		confirm, err := e.rq.Consume(wireTrip(t, reply))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mustSeal(t, e.rqS, "overtakes the confirmation")
+		if m.Epoch != 1 {
+			t.Fatalf("%v: sealed under epoch %d", aead, m.Epoch)
+		}
+		mustOpen(t, e.rsR, m, "overtakes the confirmation")
+		if e.rsS.Epoch() != 0 {
+			t.Fatal("the responder switched before the confirmation")
+		}
+		if _, err := e.rs.Consume(wireTrip(t, confirm)); err != nil {
+			t.Fatal(err)
+		}
+		mustOpen(t, e.rqR, mustSeal(t, e.rsS, "back"), "back")
 	}
 }
 
