@@ -17,21 +17,21 @@ import (
 	"github.com/lanpeer/lanpeer/wire"
 )
 
-// clock is an injected Now.
-type clock struct {
+// rekeyClock is an injected Now.
+type rekeyClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func newClock() *clock { return &clock{t: time.UnixMilli(1_767_225_600_000)} }
+func newRekeyClock() *rekeyClock { return &rekeyClock{t: time.UnixMilli(1_767_225_600_000)} }
 
-func (c *clock) now() time.Time {
+func (c *rekeyClock) now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
 }
 
-func (c *clock) add(d time.Duration) {
+func (c *rekeyClock) add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
@@ -41,7 +41,7 @@ func (c *clock) add(d time.Duration) {
 type rekeyEnds struct {
 	*directEnds
 	rq, rs *Rekey
-	clk    *clock
+	clk    *rekeyClock
 }
 
 type modeCase struct {
@@ -66,7 +66,7 @@ func newRekeyEnds(t testing.TB, c modeCase, aead cryptosuite.AEADID, p RekeyPoli
 
 func rekeyEndsFrom(t testing.TB, d *directEnds, c modeCase, p RekeyPolicy) *rekeyEnds {
 	t.Helper()
-	e := &rekeyEnds{directEnds: d, clk: newClock()}
+	e := &rekeyEnds{directEnds: d, clk: newRekeyClock()}
 	var err error
 	if e.rq, err = NewRekey(d.rqKeys, d.rqS, d.rqR, RekeyConfig{Identity: identity(t, c.rq), Policy: p, Now: e.clk.now}); err != nil {
 		t.Fatal(err)
