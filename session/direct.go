@@ -115,16 +115,47 @@ func CheckDirectText(text string) error {
 		return fmt.Errorf("%w: empty", ErrDirectText)
 	case len(text) > MaxDirectTextSize:
 		return fmt.Errorf("%w: %d bytes, max %d", ErrDirectText, len(text), MaxDirectTextSize)
-	case !utf8.ValidString(text):
-		return fmt.Errorf("%w: not valid UTF-8", ErrDirectText)
 	}
-	for i, r := range text {
+	for i := 0; i < len(text); {
+		// Printable ASCII, the common case, eight bytes at a time.
+		if i+8 <= len(text) && plainASCII8(binary.LittleEndian.Uint64([]byte(text[i:i+8]))) {
+			i += 8
+			continue
+		}
+		if c := text[i]; c < utf8.RuneSelf {
+			if asciiForbidden[c] {
+				return fmt.Errorf("%w: character %U at byte %d", ErrDirectText, rune(c), i)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		if r == utf8.RuneError && size == 1 {
+			return fmt.Errorf("%w: not valid UTF-8 at byte %d", ErrDirectText, i)
+		}
 		if forbiddenInText(r) {
 			return fmt.Errorf("%w: character %U at byte %d", ErrDirectText, r, i)
 		}
+		i += size
 	}
 	return nil
 }
+
+// plainASCII8 reports whether all eight bytes of w are in 0x20..0x7e.
+func plainASCII8(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below20 := (w - 0x20*ones) & ^w & highs // some byte < 0x20 (exact as a whole)
+	above7e := (w | (w + ones)) & highs     // some byte >= 0x7f (0xff sets its own high bit)
+	return below20|above7e == 0
+}
+
+// asciiForbidden marks the C0 controls but tab and line feed, and DEL.
+var asciiForbidden = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = forbiddenInText(rune(c))
+	}
+	return t
+}()
 
 func forbiddenInText(r rune) bool {
 	switch {

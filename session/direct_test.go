@@ -2,12 +2,15 @@ package session
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/lanpeer/lanpeer/canon"
 	"github.com/lanpeer/lanpeer/cryptosuite"
@@ -304,6 +307,51 @@ func TestCheckDirectText(t *testing.T) {
 	} {
 		if err := CheckDirectText(bad); !errors.Is(err, ErrDirectText) {
 			t.Errorf("CheckDirectText(%q) = %v, want ErrDirectText", bad, err)
+		}
+	}
+}
+
+// TestCheckDirectTextFastPath: the eight-bytes-at-a-time check agrees
+// with the rule character by character, for every byte value at every
+// position of a word, and for random texts mixing ASCII, controls and
+// multi-byte characters at every alignment.
+func TestCheckDirectTextFastPath(t *testing.T) {
+	for b := 0; b < 256; b++ {
+		for pos := 0; pos < 8; pos++ {
+			w := []byte("aaaaaaaa")
+			w[pos] = byte(b)
+			want := b >= 0x20 && b <= 0x7e
+			if got := plainASCII8(binary.LittleEndian.Uint64(w)); got != want {
+				t.Fatalf("plainASCII8 with %#02x at %d = %v", b, pos, got)
+			}
+		}
+	}
+	reference := func(text string) bool {
+		if len(text) == 0 || len(text) > MaxDirectTextSize || !utf8.ValidString(text) {
+			return false
+		}
+		for _, r := range text {
+			if forbiddenInText(r) {
+				return false
+			}
+		}
+		return true
+	}
+	pieces := []string{"a", "Z", " ", "~", "\t", "\n", "\r", "\x1f", "\x7f", "\x00", "é", "\u0085", "\u2028", "\u202e",
+		"\u2069", "€", "👍", "\xff", "\xc3", "\xed\xa0\x80", "\u200d", "\ufffd"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		var sb strings.Builder
+		for n := rng.IntN(40); n >= 0; n-- {
+			if rng.IntN(4) == 0 {
+				sb.WriteString(pieces[rng.IntN(len(pieces))])
+			} else {
+				sb.WriteString("plain ascii text"[:1+rng.IntN(16)])
+			}
+		}
+		text := sb.String()
+		if got, want := CheckDirectText(text) == nil, reference(text); got != want {
+			t.Fatalf("CheckDirectText(%q) accepts: %v, the rule says %v", text, got, want)
 		}
 	}
 }
