@@ -23,8 +23,8 @@ import (
 // accepts only the next Seq. The seal:
 //
 //	AAD = canon(LabelDirectMessageAAD; session id, direction tag, Seq, epoch)
-//	AES-256-GCM, ChaCha20-Poly1305: Box = (tag ‖ Seq as 8 bytes) ‖ ciphertext ‖ tag
-//	A256CBC-HS512:                  Box = random IV ‖ ciphertext ‖ tag
+//	AES-256-GCM, ChaCha20-Poly1305: Box = (direction tag ‖ Seq as 8 bytes) ‖ ciphertext ‖ 16-byte tag
+//	A256CBC-HS512:                  Box = random 16-byte IV ‖ ciphertext ‖ 32-byte tag
 //
 // The direction tag is cryptosuite's: 1 for requestor to responder, 2
 // back.
@@ -47,8 +47,9 @@ const (
 	maxHeldEpochs = 3
 )
 
-// Direct-message errors. A receiver that gets one closes the direct
-// stream; nothing in them is drawn from the peer's bytes except numbers.
+// Direct-message errors. A receiver that refuses a message with one of
+// them closes the direct stream. Their detail holds numbers (and, for a
+// refused text, one code point), never the peer's bytes.
 var (
 	// ErrDirectText: a text that is empty, longer than MaxDirectTextSize,
 	// not UTF-8, or holds a character CheckDirectText refuses.

@@ -147,7 +147,7 @@ type Rekey struct {
 
 	mu         sync.Mutex
 	state      rekeyState
-	epoch      uint32    // the last epoch both sides confirmed
+	epoch      uint32    // this side's last completed epoch: the one it sends under
 	hash       [32]byte  // its hash: the transcript hash for epoch 0
 	secret     []byte    // its chaining secret R
 	epochStart time.Time // when this side began sending under epoch
@@ -218,7 +218,8 @@ func NewRekey(keys *Keys, s *DirectSender, r *DirectReceiver, cfg RekeyConfig) (
 	}, nil
 }
 
-// Epoch returns the last epoch both sides have confirmed.
+// Epoch returns the epoch of this side's last completed exchange (0 before
+// any), which is the epoch its DirectSender seals under.
 func (k *Rekey) Epoch() uint32 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
