@@ -35,6 +35,10 @@ func examples() []example {
 	copy(member[:], seq(32, 0x40))
 	copy(kp[:], seq(32, 0x80))
 	copy(sender[:], seq(32, 0xc0))
+	var sid [16]byte
+	var th [32]byte
+	copy(sid[:], seq(16, 0xa0))
+	copy(th[:], seq(32, 0xe0))
 	return []example{
 		{"room key wrap info (HPKE info and A256CBC-HS512 AAD)", LabelRoomKeyWrap, false,
 			RoomKeyWrapInfo(room, 3, member, kp)},
@@ -45,6 +49,12 @@ func examples() []example {
 		{"HTTP request MAC input", LabelHTTPRequest, false,
 			HTTPRequest("3q2-7w", "POST", "/v1/rooms/abc/messages?x=1",
 				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "1764036000000", "bm9uY2U")},
+		{"direct message AAD", LabelDirectMessageAAD, false,
+			DirectMessageAAD(sid, 1, 41, 2)},
+		{"rekey hash input (SHA-256 salts the new epoch's HKDF-Extract)", LabelRekey, false,
+			Rekey(th, 2, seq(32, 0x20), seq(32, 0x60))},
+		{"rekey confirmation MAC input", LabelRekeyConfirm, false,
+			RekeyConfirm("responder", th, 2)},
 	}
 }
 

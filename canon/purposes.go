@@ -97,3 +97,27 @@ func RequestorFinished(transcriptHash [32]byte, responderSig, sealedAuthKey []by
 	return New(LabelRequestorFinished).Bytes(transcriptHash[:]).Bytes(responderSig).Bytes(sealedAuthKey).
 		Bytes(authKeyHash[:]).Out()
 }
+
+// DirectMessageAAD is the associated data of a direct message's seal: the
+// session id, the direction tag of the sender (1 requestor to responder, 2
+// responder to requestor), the message's sequence number and its key epoch.
+func DirectMessageAAD(sessionID [16]byte, direction uint32, seq uint64, epoch uint32) []byte {
+	return New(LabelDirectMessageAAD).Bytes(sessionID[:]).Uint64(uint64(direction)).Uint64(seq).
+		Uint64(uint64(epoch)).Out()
+}
+
+// Rekey is the layout whose SHA-256, the rekey hash, salts the key schedule
+// of a new epoch and takes the transcript hash's place for the next rekey:
+// the previous epoch's hash (the handshake's transcript hash for epoch 1),
+// the new epoch, the requestor's share and the responder's share, as they
+// travelled.
+func Rekey(previousHash [32]byte, epoch uint32, initShare, replyShare []byte) []byte {
+	return New(LabelRekey).Bytes(previousHash[:]).Uint64(uint64(epoch)).Bytes(initShare).Bytes(replyShare).Out()
+}
+
+// RekeyConfirm is the MAC input of a rekey confirmation: the role of the
+// side that confirms ("requestor" or "responder"), the new epoch's rekey
+// hash and the epoch.
+func RekeyConfirm(role string, rekeyHash [32]byte, epoch uint32) []byte {
+	return New(LabelRekeyConfirm).String(role).Bytes(rekeyHash[:]).Uint64(uint64(epoch)).Out()
+}

@@ -20,9 +20,9 @@ func (e *PeerError) Error() string {
 	return fmt.Sprintf("session: peer refused the handshake: %s (%v)", e.Code.Text(), e.Code)
 }
 
-// Code maps a handshake error to the code sent to the peer. The text that
-// goes with it is the code's fixed text, never detail from the peer's
-// input.
+// Code maps a handshake, direct-message or rekey error to the code sent to
+// the peer. The text that goes with it is the code's fixed text, never
+// detail from the peer's input.
 func Code(err error) wire.ErrorCode {
 	var tooLarge *framing.FrameTooLargeError
 	switch {
@@ -48,6 +48,13 @@ func Code(err error) wire.ErrorCode {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return wire.CodeTimeout
 	case errors.Is(err, ErrUnexpectedMessage), errors.Is(err, framing.ErrEmptyFrame):
+		return wire.CodeProtocol
+	case errors.Is(err, ErrDirectOpen), errors.Is(err, ErrRekeyBadShare), errors.Is(err, ErrRekeyBadConfirm):
+		return wire.CodeBadSignature
+	case errors.Is(err, ErrDirectEpoch), errors.Is(err, ErrRekeyEpoch):
+		return wire.CodeConflict
+	case errors.Is(err, ErrDirectSeq), errors.Is(err, ErrDirectText), errors.Is(err, ErrRekeyRequired),
+		errors.Is(err, ErrRekeyUnexpected):
 		return wire.CodeProtocol
 	}
 	var de *wire.DecodeError

@@ -201,6 +201,9 @@ type Keys struct {
 	// C2S and S2C are the direct-message keys, requestor to responder and
 	// back.
 	C2S, S2C []byte
+	// RekeySecret chains this session's secret into its first rekey
+	// (k_rekey of the key schedule; NewRekey takes it over).
+	RekeySecret []byte
 	// AuthKey is the responder's random authentication key, delivered
 	// sealed (it keys HTTP request MACs).
 	AuthKey [AuthKeySize]byte
@@ -214,6 +217,7 @@ type Keys struct {
 func (k *Keys) Wipe() {
 	clear(k.C2S)
 	clear(k.S2C)
+	clear(k.RekeySecret)
 	clear(k.AuthKey[:])
 }
 

@@ -231,7 +231,8 @@ func (h *Requestor) ConsumeReply(m *wire.HelloReply) error {
 		return h.fail(ErrBadAuthKey)
 	}
 	k := &Keys{Role: RoleRequestor, Peer: pk, KEX: h.suite, AEAD: aead, TranscriptHash: th,
-		C2S: append([]byte(nil), sched.c2s...), S2C: append([]byte(nil), sched.s2c...)}
+		C2S: append([]byte(nil), sched.c2s...), S2C: append([]byte(nil), sched.s2c...),
+		RekeySecret: append([]byte(nil), sched.rekey...)}
 	copy(k.SessionID[:], m.SessionID)
 	copy(k.AuthKey[:], authKey)
 	h.keys, h.sig2, h.sealed, h.authKey = k, m.Sig, m.SealedAuthKey, authKey

@@ -234,7 +234,8 @@ func (h *Responder) CreateReply() (*wire.HelloReply, error) {
 		return nil, h.fail(err)
 	}
 	k := &Keys{Role: RoleResponder, Peer: h.peer, KEX: h.suite, AEAD: h.aead, TranscriptHash: th,
-		C2S: append([]byte(nil), sched.c2s...), S2C: append([]byte(nil), sched.s2c...)}
+		C2S: append([]byte(nil), sched.c2s...), S2C: append([]byte(nil), sched.s2c...),
+		RekeySecret: append([]byte(nil), sched.rekey...)}
 	copy(k.SessionID[:], sid)
 	copy(k.AuthKey[:], authKey)
 	h.keys, h.sig2, h.sealed = k, m.Sig, m.SealedAuthKey
