@@ -105,7 +105,7 @@ func (h *Requestor) CreateHello() (*wire.Hello, error) {
 	kex, err := h.suite.NewRequestor(cryptosuite.RequestorKEXConfig{Seed: h.cfg.KEXSeed, Identity: h.cfg.Identity})
 	if err != nil {
 		if errors.Is(err, cryptosuite.ErrKEXNeedsRSA) {
-			return nil, h.fail(fmt.Errorf("%w: %v", ErrKEXRefused, err))
+			return nil, h.fail(fmt.Errorf("%w: %w", ErrKEXRefused, err))
 		}
 		return nil, h.fail(err)
 	}
