@@ -70,7 +70,7 @@ func examples() []example {
 		{"room commit, invite (signed by the master)", LabelRoomCommit, true,
 			RoomCommit(&RoomCommitFields{
 				Room: room, Epoch: 2, Previous: th[:], Operation: 2, Name: "lab", AEAD: 0x0001, Master: member,
-				Members: []RoomCommitMember{{Peer: member, KeyPackageHash: kp}, {Peer: sender, KeyPackageHash: th}},
+				Members:    []RoomCommitMember{{Peer: member, KeyPackageHash: kp}, {Peer: sender, KeyPackageHash: th}},
 				TimeMillis: 1764036060000,
 			})},
 		{"room message AAD", LabelRoomMessageAAD, false,
