@@ -1,6 +1,8 @@
 package room
 
 import (
+	"errors"
+
 	"time"
 
 	"testing"
@@ -476,5 +478,77 @@ func TestFreshestKeyPackage(t *testing.T) {
 	m4 := must(f.sb.SealMessage(bob2, "new kp", msgID(2)))(t)
 	if _, err := f.sa.OpenMessage(m4, bob2.KeyPackage()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConcurrentUse: one state seals, opens, applies commits, opens
+// wrapped keys and marshals from several goroutines at once (run with
+// -race). Messages sealed before a rotation may open as stale; nothing
+// else fails.
+func TestConcurrentUse(t *testing.T) {
+	f := newFixture(t)
+	p4 := must(f.sa.Rotate(f.alice.id, kps(f.alice, f.bob, f.carol), t0))(t)
+	if err := f.sa.ApplyProposal(p4, f.alice.secrets); err != nil {
+		t.Fatal(err)
+	}
+	bobWrap := wrappedFor(t, p4, f.bob.pid())
+	const n = 50
+	errs := make(chan error, 4*n+2)
+	done := make(chan struct{})
+	workers := 0
+	start := func(fn func()) {
+		workers++
+		go func() {
+			defer func() { done <- struct{}{} }()
+			fn()
+		}()
+	}
+	for w := range 3 {
+		start(func() {
+			for i := range n {
+				m, err := f.sb.SealMessage(f.bob.secrets, "concurrent", msgID(byte(w*n+i)))
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if _, err := f.sb.OpenHistory(m, f.bob.kp); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	start(func() {
+		if err := f.sb.ApplyCommit(p4.Commit); err != nil {
+			errs <- err
+			return
+		}
+		if _, err := f.sb.OpenWrappedKey(bobWrap, f.bob.secrets); err != nil {
+			errs <- err
+		}
+	})
+	start(func() {
+		for range n {
+			if _, err := f.sb.Marshal(); err != nil {
+				errs <- err
+			}
+		}
+	})
+	deadline := time.After(time.Minute)
+	for range workers {
+		select {
+		case <-done:
+		case <-deadline:
+			t.Fatal("concurrent use did not finish within a minute")
+		}
+	}
+	close(errs)
+	for err := range errs {
+		// A seal between ApplyCommit and OpenWrappedKey finds no key yet.
+		if !errors.Is(err, ErrNoEpochKey) {
+			t.Error(err)
+		}
+	}
+	if e, _ := f.sb.Head(); e != 4 || !f.sb.HasKey(4) {
+		t.Fatalf("head %d, key %v", e, f.sb.HasKey(4))
 	}
 }
