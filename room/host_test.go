@@ -19,7 +19,7 @@ type fixture struct {
 	p                 []*Proposal // p[1] create, p[2] invite bob, p[3] invite carol
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{
 		alice: newPeer(t, "alice", "ed25519", 0),
