@@ -9,7 +9,7 @@ import (
 	"github.com/lanpeer/lanpeer/cryptosuite"
 )
 
-// Protocol sizes and bounds (docs/PROTOCOL.md §16, constants table).
+// Protocol sizes and bounds (docs/PROTOCOL.md §16.10).
 const (
 	// RoomIDSize is the size of a room id: 16 random bytes.
 	RoomIDSize = 16
