@@ -73,6 +73,7 @@ type TooLargeError struct {
 	Max  int    // the bound
 }
 
+// Error names what was too large and by how much.
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("store: too large: %s of %d exceeds maximum of %d", e.What, e.Size, e.Max)
 }
@@ -91,6 +92,7 @@ type HistoryTrimmedError struct {
 	Oldest uint64 // the sequence number of the oldest message kept
 }
 
+// Error names the oldest message kept and the cursor to read on from.
 func (e *HistoryTrimmedError) Error() string {
 	return fmt.Sprintf("store: history trimmed: room %s keeps messages from %d on, cursor %d is before them (read after %d to go on)",
 		e.Room, e.Oldest, e.After, e.Oldest-1)
