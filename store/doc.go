@@ -42,8 +42,11 @@
 //
 // A store on a database without multi-document transactions, without an
 // atomic $inc or findOneAndUpdate, without change streams and without TTL
-// indexes (FerretDB, ENVIRONMENT.md) can still follow every rule, because
-// each rule is decided by one insert into a unique index:
+// indexes (FerretDB, ENVIRONMENT.md) can still follow every rule: each rule
+// that concurrent writers contend for (sequence numbers, message ids, the
+// commit that starts an epoch, one wrapped key per member and epoch) is
+// decided by one insert into a unique index, and the rest need no more than
+// a filtered write:
 //
 //   - AppendMessage: unique indexes on (room, seq) and (room, message id).
 //     Look the message id up first (a retry returns the stored message;
