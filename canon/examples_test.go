@@ -35,6 +35,12 @@ func examples() []example {
 	copy(member[:], seq(32, 0x40))
 	copy(kp[:], seq(32, 0x80))
 	copy(sender[:], seq(32, 0xc0))
+	var sid [16]byte
+	var th [32]byte
+	copy(sid[:], seq(16, 0xa0))
+	copy(th[:], seq(32, 0xe0))
+	msg := RoomMessageHeader{Room: room, Epoch: 2, CommitHash: th, Sender: sender, KeyPackageHash: kp}
+	copy(msg.MessageID[:], seq(16, 0x70))
 	return []example{
 		{"room key wrap info (HPKE info and A256CBC-HS512 AAD)", LabelRoomKeyWrap, false,
 			RoomKeyWrapInfo(room, 3, member, kp)},
@@ -45,6 +51,34 @@ func examples() []example {
 		{"HTTP request MAC input", LabelHTTPRequest, false,
 			HTTPRequest("3q2-7w", "POST", "/v1/rooms/abc/messages?x=1",
 				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "1764036000000", "bm9uY2U")},
+		{"direct message AAD", LabelDirectMessageAAD, false,
+			DirectMessageAAD(sid, 1, 41, 2)},
+		{"rekey hash input (SHA-256 salts the new epoch's HKDF-Extract)", LabelRekey, false,
+			Rekey(th, 2, seq(32, 0x20), seq(32, 0x60))},
+		{"rekey confirmation MAC input", LabelRekeyConfirm, false,
+			RekeyConfirm("responder", th, 2)},
+		{"key package (signed by the owner's identity key)", LabelKeyPackage, true,
+			KeyPackage(&KeyPackageFields{
+				IdentityKey: seq(44, 0x01), KEM: 0x0020, HPKEPublicKey: seq(32, 0x20), SigningKey: seq(32, 0x60),
+				CreatedMillis: 1764036000000, ExpiresMillis: 1766628000000,
+			})},
+		{"room commit, create (signed by the master)", LabelRoomCommit, true,
+			RoomCommit(&RoomCommitFields{
+				Room: room, Epoch: 1, Operation: 1, Name: "lab", AEAD: 0x0001, Master: member,
+				Members: []RoomCommitMember{{Peer: member, KeyPackageHash: kp}}, TimeMillis: 1764036000000,
+			})},
+		{"room commit, invite (signed by the master)", LabelRoomCommit, true,
+			RoomCommit(&RoomCommitFields{
+				Room: room, Epoch: 2, Previous: th[:], Operation: 2, Name: "lab", AEAD: 0x0001, Master: member,
+				Members:    []RoomCommitMember{{Peer: member, KeyPackageHash: kp}, {Peer: sender, KeyPackageHash: th}},
+				TimeMillis: 1764036060000,
+			})},
+		{"room message AAD", LabelRoomMessageAAD, false,
+			RoomMessageAAD(&msg)},
+		{"room message (signed with the sender's message-signing key)", LabelRoomMessage, true,
+			RoomMessage(&msg, seq(8, 0x30))},
+		{"room leave request (signed by the member's identity key)", LabelRoomLeave, true,
+			RoomLeave(room, sender, 2, 1764036120000)},
 	}
 }
 

@@ -97,3 +97,119 @@ func RequestorFinished(transcriptHash [32]byte, responderSig, sealedAuthKey []by
 	return New(LabelRequestorFinished).Bytes(transcriptHash[:]).Bytes(responderSig).Bytes(sealedAuthKey).
 		Bytes(authKeyHash[:]).Out()
 }
+
+// DirectMessageAAD is the associated data of a direct message's seal: the
+// session id, the direction tag of the sender (1 requestor to responder, 2
+// responder to requestor), the message's sequence number and its key epoch.
+func DirectMessageAAD(sessionID [16]byte, direction uint32, seq uint64, epoch uint32) []byte {
+	return New(LabelDirectMessageAAD).Bytes(sessionID[:]).Uint64(uint64(direction)).Uint64(seq).
+		Uint64(uint64(epoch)).Out()
+}
+
+// Rekey is the layout whose SHA-256, the rekey hash, salts the key schedule
+// of a new epoch and takes the transcript hash's place for the next rekey:
+// the previous epoch's hash (the handshake's transcript hash for epoch 1),
+// the new epoch, the requestor's share and the responder's share, as they
+// travelled.
+func Rekey(previousHash [32]byte, epoch uint32, initShare, replyShare []byte) []byte {
+	return New(LabelRekey).Bytes(previousHash[:]).Uint64(uint64(epoch)).Bytes(initShare).Bytes(replyShare).Out()
+}
+
+// RekeyConfirm is the MAC input of a rekey confirmation: the role of the
+// side that confirms ("requestor" or "responder"), the new epoch's rekey
+// hash and the epoch.
+func RekeyConfirm(role string, rekeyHash [32]byte, epoch uint32) []byte {
+	return New(LabelRekeyConfirm).String(role).Bytes(rekeyHash[:]).Uint64(uint64(epoch)).Out()
+}
+
+// KeyPackageFields are the fields of a key package (DESIGN.md §5), signed
+// under LabelKeyPackage by the owner's identity key. The owner's peer ID is
+// the SHA-256 of IdentityKey, so a key package names its owner and carries
+// the key that verifies it.
+type KeyPackageFields struct {
+	IdentityKey   []byte // the owner's identity key, SPKI DER
+	KEM           uint16 // HPKE KEM id of HPKEPublicKey
+	HPKEPublicKey []byte // serialized as RFC 9180 SerializePublicKey
+	SigningKey    []byte // Ed25519 message-signing public key, 32 bytes
+	CreatedMillis uint64
+	ExpiresMillis uint64
+}
+
+// KeyPackage is the layout of a key package: identity key, KEM id, HPKE
+// public key, message-signing key, created, expires.
+func KeyPackage(f *KeyPackageFields) []byte {
+	return New(LabelKeyPackage).Bytes(f.IdentityKey).Uint16(f.KEM).Bytes(f.HPKEPublicKey).Bytes(f.SigningKey).
+		Uint64(f.CreatedMillis).Uint64(f.ExpiresMillis).Out()
+}
+
+// RoomCommitMember is one entry of a commit's member list: the member and
+// the hash of the key package the epoch's room key was wrapped to. In the
+// layout it is one list element of 64 bytes, Peer ‖ KeyPackageHash.
+type RoomCommitMember struct {
+	Peer           [32]byte
+	KeyPackageHash [32]byte
+}
+
+// RoomCommitFields are the fields of a room commit (DESIGN.md §5), signed
+// under LabelRoomCommit by the master's identity key.
+type RoomCommitFields struct {
+	Room       [16]byte
+	Epoch      uint64
+	Previous   []byte // the previous commit's hash, 32 bytes; empty for create
+	Operation  uint16
+	Name       string
+	AEAD       uint16
+	Master     [32]byte
+	Members    []RoomCommitMember // the whole member list after the commit, master included
+	TimeMillis uint64
+}
+
+// RoomCommit is the layout of a commit: room, epoch, previous commit hash
+// (absent for create), operation, name, AEAD suite, master, member list,
+// time.
+func RoomCommit(f *RoomCommitFields) []byte {
+	elems := make([][]byte, len(f.Members))
+	flat := make([]byte, 64*len(f.Members))
+	for i, m := range f.Members {
+		e := flat[64*i : 64*i+64 : 64*i+64]
+		copy(e, m.Peer[:])
+		copy(e[32:], m.KeyPackageHash[:])
+		elems[i] = e
+	}
+	return New(LabelRoomCommit).Bytes(f.Room[:]).Uint64(f.Epoch).Bytes(f.Previous).Uint16(f.Operation).
+		String(f.Name).Uint16(f.AEAD).Bytes(f.Master[:]).List(elems...).Uint64(f.TimeMillis).Out()
+}
+
+// RoomMessageHeader are the fields of a room message that its associated
+// data binds and its signature covers: room, epoch, the hash of the commit
+// that started the epoch, sender, message id and the hash of the key
+// package whose message-signing key signs.
+type RoomMessageHeader struct {
+	Room           [16]byte
+	Epoch          uint64
+	CommitHash     [32]byte
+	Sender         [32]byte
+	MessageID      [16]byte
+	KeyPackageHash [32]byte
+}
+
+// RoomMessageAAD is the associated data of a room message's seal.
+func RoomMessageAAD(h *RoomMessageHeader) []byte {
+	return New(LabelRoomMessageAAD).Bytes(h.Room[:]).Uint64(h.Epoch).Bytes(h.CommitHash[:]).Bytes(h.Sender[:]).
+		Bytes(h.MessageID[:]).Bytes(h.KeyPackageHash[:]).Out()
+}
+
+// RoomMessage is the layout a sender signs under LabelRoomMessage with its
+// message-signing key: the header's fields in RoomMessageAAD's order, then
+// the sealed box.
+func RoomMessage(h *RoomMessageHeader, box []byte) []byte {
+	return New(LabelRoomMessage).Bytes(h.Room[:]).Uint64(h.Epoch).Bytes(h.CommitHash[:]).Bytes(h.Sender[:]).
+		Bytes(h.MessageID[:]).Bytes(h.KeyPackageHash[:]).Bytes(box).Out()
+}
+
+// RoomLeave is the layout of a leave request, signed under LabelRoomLeave
+// by the leaving member's identity key: room, member, the epoch it last
+// verified, time.
+func RoomLeave(room [16]byte, member [32]byte, epoch, timeMillis uint64) []byte {
+	return New(LabelRoomLeave).Bytes(room[:]).Bytes(member[:]).Uint64(epoch).Uint64(timeMillis).Out()
+}

@@ -27,8 +27,12 @@ const (
 var newBlockCipher = aes.NewCipher
 
 type cbcHMAC struct {
-	macKey [32]byte
-	block  cipher.Block
+	// keyed is HMAC-SHA-512 keyed with the MAC key and never written to;
+	// each tag starts from a clone of it, which saves re-deriving the
+	// padded key blocks on every message and keeps the AEAD safe for
+	// concurrent use.
+	keyed hash.Cloner
+	block cipher.Block
 }
 
 var errCBCKeySize = errors.New("cryptosuite: A256CBC-HS512 key must be 64 bytes")
@@ -44,9 +48,11 @@ func newCBCHMAC(key []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &cbcHMAC{block: b}
-	copy(a.macKey[:], key[:32])
-	return a, nil
+	keyed, ok := cbcMAC(key[:32]).(hash.Cloner)
+	if !ok {
+		return nil, errors.New("cryptosuite: HMAC-SHA-512 cannot be cloned")
+	}
+	return &cbcHMAC{keyed: keyed, block: b}, nil
 }
 
 func (a *cbcHMAC) NonceSize() int { return cbcIVSize }
@@ -59,7 +65,12 @@ func (a *cbcHMAC) Overhead() int { return aes.BlockSize + cbcTagSize }
 func cbcMAC(key []byte) hash.Hash { return hmac.New(sha512.New, key) }
 
 func (a *cbcHMAC) tag(dst *[cbcTagSize]byte, aad, iv, e []byte) {
-	m := cbcMAC(a.macKey[:])
+	m, err := a.keyed.Clone()
+	if err != nil {
+		// Every hash of the standard library clones (outside FIPS
+		// v1.0.0 mode, which lanpeer does not support).
+		panic("cryptosuite: cloning HMAC-SHA-512: " + err.Error())
+	}
 	m.Write(aad)
 	m.Write(iv)
 	m.Write(e)

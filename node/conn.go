@@ -80,6 +80,8 @@ type Conn struct {
 	handlers int // handler goroutines running
 	idle     chan struct{}
 	draining bool
+	opened   map[StreamKind]bool // once-per-session kinds this side opened
+	accepted map[StreamKind]bool // once-per-session kinds the other side opened
 
 	handlerWG sync.WaitGroup
 	done      chan struct{}
@@ -95,6 +97,7 @@ func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *
 		cfg: cfg, lim: lim, stats: stats, keys: keys, raw: raw, insecure: cfg.Insecure,
 		outCap: lim.maxStreams, frameIn: lim.maxControlFrame, frameOut: min(lim.maxControlFrame, framing.MaxControlFrame),
 		streams: map[*Stream]struct{}{}, done: make(chan struct{}), onEnd: onEnd,
+		opened: map[StreamKind]bool{}, accepted: map[StreamKind]bool{},
 	}
 	c.log = log.With("peer", keys.Peer.PeerID().Short(), "remote", raw.RemoteAddr().String())
 	var err error
@@ -158,21 +161,27 @@ func (c *Conn) Err() error {
 }
 
 // OpenStream opens a stream of kind to the other side and sends its
-// header. It returns ErrTooManyStreams, without opening anything, when
-// this side already has as many streams open as the other side accepts.
-// The caller must Close the stream.
+// StreamOpen. Without opening anything, it returns
+// ErrStreamKindNotAllowed for a kind this side may not open (or a second
+// direct or control stream), and ErrTooManyStreams when this side already
+// has as many streams open as the other side accepts. The caller must
+// Close the stream.
 func (c *Conn) OpenStream(ctx context.Context, kind StreamKind) (*Stream, error) {
-	if kind == 0 {
-		return nil, errors.New("node: stream kind 0 is reserved")
-	}
+	ok, once := mayOpen(c.keys.Role, kind)
 	c.mu.Lock()
 	switch {
+	case !ok || once && c.opened[kind]:
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %v from the %s", ErrStreamKindNotAllowed, kind, roleName(c.keys.Role))
 	case c.draining || c.mux.IsClosed():
 		c.mu.Unlock()
 		return nil, ErrClosed
 	case c.outgoing >= c.outCap:
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d open, the peer accepts %d", ErrTooManyStreams, c.outgoing, c.outCap)
+	}
+	if once {
+		c.opened[kind] = true
 	}
 	c.outgoing++
 	c.mu.Unlock()
@@ -296,17 +305,20 @@ func (c *Conn) serveStream(ys *yamux.Stream) {
 	kind, err := readStreamOpen(r)
 	h := c.cfg.Handlers[kind]
 	var code wire.ErrorCode
+	var tooLarge *framing.FrameTooLargeError
 	switch {
 	case isTimeout(err):
 		c.stats.streamTimeouts.Add(1)
 		err, code = ErrStreamHeaderTimeout, wire.CodeTimeout
+	case errors.As(err, &tooLarge):
+		c.stats.oversizedStreams.Add(1)
+		code = wire.CodeTooLarge
 	case err != nil:
+		c.stats.badStreamOpens.Add(1)
 		code = wire.CodeProtocol
-		var tooLarge *framing.FrameTooLargeError
-		if errors.As(err, &tooLarge) {
-			c.stats.oversizedStreams.Add(1)
-			code = wire.CodeTooLarge
-		}
+	case !c.acceptKind(kind):
+		c.stats.badStreamOpens.Add(1)
+		err, code = fmt.Errorf("%w: %v from the %s", ErrStreamKindNotAllowed, kind, roleName(peerRole(c.keys.Role))), wire.CodeProtocol
 	case h == nil:
 		c.stats.unknownKinds.Add(1)
 		err, code = fmt.Errorf("%w: %v", ErrUnknownKind, kind), wire.CodeProtocol
@@ -323,6 +335,39 @@ func (c *Conn) serveStream(ys *yamux.Stream) {
 		_ = ys.SetReadDeadline(time.Now())
 	}
 	h.ServeStream(c.ctx, s)
+}
+
+// acceptKind applies §13.1's rules to a stream the other side opened:
+// the kinds that side may open, and the kinds it may open once.
+func (c *Conn) acceptKind(kind StreamKind) bool {
+	ok, once := mayOpen(peerRole(c.keys.Role), kind)
+	if !ok {
+		return false
+	}
+	if !once {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.accepted[kind] {
+		return false
+	}
+	c.accepted[kind] = true
+	return true
+}
+
+func peerRole(r session.Role) session.Role {
+	if r == session.RoleRequestor {
+		return session.RoleResponder
+	}
+	return session.RoleRequestor
+}
+
+func roleName(r session.Role) string {
+	if r == session.RoleRequestor {
+		return "requestor"
+	}
+	return "responder"
 }
 
 func (c *Conn) handlerDone() {

@@ -53,6 +53,19 @@
 // TARGET is HOST:PORT (trust on first use) or PEERID@HOST:PORT (pinned);
 // see [ParseTarget] and [Dial].
 //
+// # Streams
+//
+// Every stream starts with a StreamOpen naming its kind
+// (docs/PROTOCOL.md, "13. Streams"), and node enforces who may open what:
+// [KindDirect] either side, once each per session (direct messages, one
+// way: session.DirectSender on the opener's side, session.DirectReceiver
+// in the acceptor's handler); [KindControl] the requestor, once (the
+// rekey exchange of session.Rekey, in both directions: open it right
+// after Dial, serve it on the listening side); [KindNotify] the responder
+// (pushes); [KindRequest] the requestor (one request, one response).
+// [Stream.ReadFrame] and [Stream.WriteFrame] move frame payloads, each
+// one wire message (wire.Encode, wire.Decode).
+//
 // # Flags
 //
 // Every limit is a [Config] field whose zero value is the default; the

@@ -42,9 +42,14 @@ var (
 	// ErrStreamFlood: the other side keeps streams open that this side
 	// refused or finished, beyond any honest use; the session is closed.
 	ErrStreamFlood = errors.New("node: peer ignores stream refusals; session closed")
-	// ErrUnknownKind: a stream's first frame names a kind no handler
-	// serves; the stream is refused with wire code protocol.
-	ErrUnknownKind = errors.New("node: unknown stream kind")
+	// ErrUnknownKind: a stream's StreamOpen names a kind no handler
+	// serves here; the stream is refused with wire code protocol.
+	ErrUnknownKind = errors.New("node: no handler for this stream kind")
+	// ErrStreamKindNotAllowed: a stream of a kind its opener's side may
+	// not open, or a second direct or control stream from one side
+	// (docs/PROTOCOL.md, "13.1 Stream kinds"). OpenStream refuses to
+	// open one; the acceptor refuses it with wire code protocol.
+	ErrStreamKindNotAllowed = errors.New("node: stream kind not allowed from this side")
 	// ErrStreamHeaderTimeout: a stream's first frame did not arrive
 	// within Config.HandshakeTimeout; the stream is refused with wire
 	// code timeout.
@@ -130,6 +135,7 @@ type Stats struct {
 	StreamsAccepted  uint64
 	StreamsRefused   uint64 // ErrTooManyStreams
 	StreamFloods     uint64 // ErrStreamFlood (sessions closed)
+	BadStreamOpens   uint64 // a first frame that is not a valid StreamOpen, or ErrStreamKindNotAllowed
 	UnknownKinds     uint64 // ErrUnknownKind
 	StreamTimeouts   uint64 // ErrStreamHeaderTimeout
 	OversizedStreams uint64 // a stream frame above its class's maximum
@@ -141,11 +147,11 @@ type Stats struct {
 // counters are the live values behind Stats. Conns of a server share the
 // server's; a dialed Conn has its own.
 type counters struct {
-	accepted, rateLimited, pendingLimited, sessionsLimited, addrLimited, handshakesStarted atomic.Uint64
-	handshakeTimeouts, oversizedFrames, peerLimited, notAllowed, identityMismatches        atomic.Uint64
-	tlsFailures, handshakeFailures, sessionsEstablished                                    atomic.Uint64
-	streamsAccepted, streamsRefused, streamFloods, unknownKinds, streamTimeouts            atomic.Uint64
-	oversizedStreams                                                                       atomic.Uint64
+	accepted, rateLimited, pendingLimited, sessionsLimited, addrLimited, handshakesStarted      atomic.Uint64
+	handshakeTimeouts, oversizedFrames, peerLimited, notAllowed, identityMismatches             atomic.Uint64
+	tlsFailures, handshakeFailures, sessionsEstablished                                         atomic.Uint64
+	streamsAccepted, streamsRefused, streamFloods, unknownKinds, streamTimeouts, badStreamOpens atomic.Uint64
+	oversizedStreams                                                                            atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -167,6 +173,7 @@ func (c *counters) snapshot() Stats {
 		StreamsAccepted:     c.streamsAccepted.Load(),
 		StreamsRefused:      c.streamsRefused.Load(),
 		StreamFloods:        c.streamFloods.Load(),
+		BadStreamOpens:      c.badStreamOpens.Load(),
 		UnknownKinds:        c.unknownKinds.Load(),
 		StreamTimeouts:      c.streamTimeouts.Load(),
 		OversizedStreams:    c.oversizedStreams.Load(),

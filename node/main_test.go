@@ -62,9 +62,10 @@ func identity(t testing.TB, name string) *cryptosuite.Identity {
 	return id
 }
 
-// kindEcho is a stream kind of the tests: its handler writes every frame
-// back until the stream ends.
-const kindEcho StreamKind = 0x7e
+// kindEcho is the kind the tests' servers serve with echoHandler, which
+// writes every frame back until the stream ends: request streams, which
+// the requestor may open as many of as the server allows.
+const kindEcho = KindRequest
 
 var echoHandler = HandlerFunc(func(ctx context.Context, s *Stream) {
 	for {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lanpeer/lanpeer/cryptosuite"
+	"github.com/lanpeer/lanpeer/framing"
 	"github.com/lanpeer/lanpeer/session"
 	"github.com/lanpeer/lanpeer/wire"
 )
@@ -260,25 +261,79 @@ func TestServerOpensStreams(t *testing.T) {
 	}
 }
 
-// TestUnknownKind: a stream of a kind no handler serves is refused and
-// the session goes on.
-func TestUnknownKind(t *testing.T) {
-	srv := startServer(t, serverConfig(identity(t, "ed-s")))
-	c := mustDial(t, pinned(srv), clientConfig(identity(t, "ed-a")))
-	s, err := c.OpenStream(context.Background(), StreamKind(0x55))
+// rawStream opens a stream whose first frame is payload, whatever it
+// holds: a peer that breaks §13.1's rules.
+func rawStream(t *testing.T, c *Conn, payload []byte) *Stream {
+	t.Helper()
+	ys, err := c.mux.OpenStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetDeadline(time.Now().Add(hang))
-	_, err = s.ReadFrame()
-	var se *StreamError
-	if !errors.As(err, &se) || se.Code != wire.CodeProtocol {
-		t.Fatalf("read: %v, want a protocol refusal", err)
+	c.mu.Lock()
+	c.outgoing++
+	c.mu.Unlock()
+	s := c.newStream(ys, 0, false, framing.NewReader(ys, c.frameIn))
+	t.Cleanup(func() { s.Close() })
+	if err := s.w.WriteFrame(payload); err != nil {
+		t.Fatal(err)
 	}
+	return s
+}
+
+func refusedWith(t *testing.T, s *Stream, code wire.ErrorCode) {
+	t.Helper()
+	s.SetDeadline(time.Now().Add(hang))
+	_, err := s.ReadFrame()
+	var se *StreamError
+	if !errors.As(err, &se) || se.Code != code {
+		t.Fatalf("read: %v, want a %v refusal", err, code)
+	}
+}
+
+// TestStreamKinds: streams that break §13.1's rules, or of a kind no
+// handler serves, are refused with protocol and the session goes on;
+// OpenStream does not open them in the first place.
+func TestStreamKinds(t *testing.T) {
+	scfg := serverConfig(identity(t, "ed-s"))
+	scfg.Handlers[KindDirect] = HandlerFunc(func(ctx context.Context, s *Stream) { <-ctx.Done() })
+	srv := startServer(t, scfg)
+	c := mustDial(t, pinned(srv), clientConfig(identity(t, "ed-a")))
+
+	// Not served here: no control handler.
+	s, err := c.OpenStream(context.Background(), KindControl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedWith(t, s, wire.CodeProtocol)
 	s.Close()
+
+	// Refused by the opener's own side.
+	for _, k := range []StreamKind{KindNotify, KindControl, 0, 5} {
+		if _, err := c.OpenStream(context.Background(), k); err == nil {
+			t.Fatalf("OpenStream(%v) opened a stream", k)
+		}
+	}
+	d, err := c.OpenStream(context.Background(), KindDirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := c.OpenStream(context.Background(), KindDirect); !errors.Is(err, ErrStreamKindNotAllowed) {
+		t.Fatalf("second direct stream: %v", err)
+	}
+
+	// Refused by the acceptor, from a peer that sends them anyway.
+	for name, payload := range map[string][]byte{
+		"unknown kind":          {0x10, 0x81, 0xa1, 'k', 0xcd, 0x00, 0x05},
+		"notify from requestor": {0x10, 0x81, 0xa1, 'k', 0xcd, 0x00, 0x03},
+		"second direct":         {0x10, 0x81, 0xa1, 'k', 0xcd, 0x00, 0x01},
+		"not a StreamOpen":      {0x03, 0x81, 0xa3, 'm', 'a', 'c', 0xc4, 0x00},
+	} {
+		t.Run(name, func(t *testing.T) { refusedWith(t, rawStream(t, c, payload), wire.CodeProtocol) })
+	}
 	echo(t, c, "still there")
-	if st := srv.Stats(); st.UnknownKinds != 1 {
-		t.Fatalf("UnknownKinds = %d", st.UnknownKinds)
+	if st := srv.Stats(); st.UnknownKinds != 1 || st.BadStreamOpens != 4 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

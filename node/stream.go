@@ -10,39 +10,56 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"github.com/lanpeer/lanpeer/framing"
+	"github.com/lanpeer/lanpeer/session"
 	"github.com/lanpeer/lanpeer/wire"
 )
 
-// StreamKind names what a stream carries; the opener states it in the
-// stream's first frame (docs/PROTOCOL.md, "13.5 Streams").
-type StreamKind uint8
+// StreamKind says what a stream carries; the opener names it in the
+// stream's first frame, a StreamOpen (docs/PROTOCOL.md, "13. Streams").
+type StreamKind = wire.StreamKind
 
-// Stream kinds. 0 is reserved.
+// Stream kinds (docs/PROTOCOL.md, "13.1 Stream kinds").
 const (
-	// KindDirect carries direct messages, one stream per direction
-	// (DESIGN.md §5): the requestor opens one to the responder, and the
-	// responder opens one back to push what its operator types.
-	KindDirect StreamKind = 0x01
+	// KindDirect carries the opener's direct messages, one way; each side
+	// opens at most one per session.
+	KindDirect = wire.StreamDirect
+	// KindControl carries the session's rekey exchanges in both
+	// directions; the requestor opens it, once per session.
+	KindControl = wire.StreamControl
+	// KindNotify carries the responder's pushes to the requestor; only
+	// the responder opens it.
+	KindNotify = wire.StreamNotify
+	// KindRequest carries one request and its response; only the
+	// requestor opens it.
+	KindRequest = wire.StreamRequest
 )
 
-// String returns the kind's name, or kind(N).
-func (k StreamKind) String() string {
-	switch k {
+// mayOpen reports whether the side of role may open a stream of kind,
+// and whether it may open only one per session.
+func mayOpen(role session.Role, kind StreamKind) (ok, once bool) {
+	switch kind {
 	case KindDirect:
-		return "direct"
+		return true, true
+	case KindControl:
+		return role == session.RoleRequestor, true
+	case KindNotify:
+		return role == session.RoleResponder, false
+	case KindRequest:
+		return role == session.RoleRequestor, false
 	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
+	return false, false
 }
 
-// errBadStreamOpen: a stream's first frame is not a stream header.
-var errBadStreamOpen = errors.New("node: malformed stream header")
+// errBadStreamOpen: a stream's first frame is not a StreamOpen.
+var errBadStreamOpen = errors.New("node: stream does not start with StreamOpen")
 
-// writeStreamOpen and readStreamOpen are the stream header: one frame
-// whose payload is the kind byte. The wire message StreamOpen is to
-// replace this frame; these two functions are the only code that knows
-// its format.
+// writeStreamOpen and readStreamOpen are a stream's first frame.
 func writeStreamOpen(w *framing.Writer, kind StreamKind) error {
-	return w.WriteFrame([]byte{byte(kind)})
+	b, err := wire.Encode(&wire.StreamOpen{Kind: kind})
+	if err != nil {
+		return err
+	}
+	return w.WriteFrame(b)
 }
 
 func readStreamOpen(r *framing.Reader) (StreamKind, error) {
@@ -50,10 +67,15 @@ func readStreamOpen(r *framing.Reader) (StreamKind, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(p) != 1 || p[0] == 0 {
+	m, err := wire.Decode(p)
+	if err != nil {
+		return 0, err
+	}
+	o, ok := m.(*wire.StreamOpen)
+	if !ok {
 		return 0, errBadStreamOpen
 	}
-	return StreamKind(p[0]), nil
+	return o.Kind, nil
 }
 
 // refusalWriteTimeout bounds the write of an Error frame to a stream being

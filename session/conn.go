@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/lanpeer/lanpeer/framing"
 	"github.com/lanpeer/lanpeer/wire"
@@ -19,9 +20,9 @@ func (e *PeerError) Error() string {
 	return fmt.Sprintf("session: peer refused the handshake: %s (%v)", e.Code.Text(), e.Code)
 }
 
-// Code maps a handshake error to the code sent to the peer. The text that
-// goes with it is the code's fixed text, never detail from the peer's
-// input.
+// Code maps a handshake, direct-message or rekey error to the code sent to
+// the peer. The text that goes with it is the code's fixed text, never
+// detail from the peer's input.
 func Code(err error) wire.ErrorCode {
 	var tooLarge *framing.FrameTooLargeError
 	switch {
@@ -44,7 +45,16 @@ func Code(err error) wire.ErrorCode {
 		return wire.CodeBadSignature
 	case errors.Is(err, ErrBusy):
 		return wire.CodeBusy
-	case errors.Is(err, ErrUnexpectedMessage):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return wire.CodeTimeout
+	case errors.Is(err, ErrUnexpectedMessage), errors.Is(err, framing.ErrEmptyFrame):
+		return wire.CodeProtocol
+	case errors.Is(err, ErrDirectOpen), errors.Is(err, ErrRekeyBadShare), errors.Is(err, ErrRekeyBadConfirm):
+		return wire.CodeBadSignature
+	case errors.Is(err, ErrDirectEpoch), errors.Is(err, ErrRekeyEpoch):
+		return wire.CodeConflict
+	case errors.Is(err, ErrDirectSeq), errors.Is(err, ErrDirectText), errors.Is(err, ErrRekeyRequired),
+		errors.Is(err, ErrRekeyUnexpected):
 		return wire.CodeProtocol
 	}
 	var de *wire.DecodeError
@@ -110,6 +120,7 @@ func RunRequestor(rw io.ReadWriter, cfg *Config, p Params) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.Abort() // zeroes what a failure leaves pending; nothing once done
 	c := newCodec(rw)
 	hello, err := h.CreateHello()
 	if err != nil {
@@ -159,6 +170,7 @@ func RunResponder(rw io.ReadWriter, cfg *Config, p Params) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer h.Abort() // a Finished that never comes leaves no keys behind
 	c := newCodec(rw)
 	m, err := c.recv()
 	if err != nil {

@@ -159,7 +159,10 @@ type Params struct {
 	ChannelBinding []byte
 	// Expected is, on a requestor, the peer it means to reach. Over TLS
 	// it is the peer ID of the certificate the responder showed. Zero
-	// means "learn it" (trust on first use over HTTP).
+	// means "learn it" (trust on first use over HTTP). On a responder it
+	// is the peer ID of the requestor's TLS client certificate: a hello
+	// signed by any other identity is refused with ErrWrongPeer. Zero
+	// there means no certificate (HTTP, no TLS).
 	Expected cryptosuite.PeerID
 }
 
@@ -200,6 +203,9 @@ type Keys struct {
 	// C2S and S2C are the direct-message keys, requestor to responder and
 	// back.
 	C2S, S2C []byte
+	// RekeySecret chains this session's secret into its first rekey
+	// (k_rekey of the key schedule; NewRekey takes it over).
+	RekeySecret []byte
 	// AuthKey is the responder's random authentication key, delivered
 	// sealed (it keys HTTP request MACs).
 	AuthKey [AuthKeySize]byte
@@ -213,6 +219,7 @@ type Keys struct {
 func (k *Keys) Wipe() {
 	clear(k.C2S)
 	clear(k.S2C)
+	clear(k.RekeySecret)
 	clear(k.AuthKey[:])
 }
 

@@ -76,13 +76,25 @@ func NewRequestor(cfg *Config, p Params) (*Requestor, error) {
 
 func (h *Requestor) fail(err error) error {
 	h.state = rqFailed
-	if h.kex != nil {
-		h.kex = nil
-	}
+	h.kex = nil
 	if h.sched != nil {
 		h.sched.wipe()
 	}
+	clear(h.authKey)
+	if h.keys != nil {
+		h.keys.Wipe()
+		h.keys = nil
+	}
 	return err
+}
+
+// Abort ends a handshake that will not complete: the ephemeral key and any
+// derived keys are dropped or zeroed and every later call fails. It does
+// nothing once CreateFinished has returned the keys.
+func (h *Requestor) Abort() {
+	if h.state != rqDone && h.state != rqFailed {
+		h.fail(nil)
+	}
 }
 
 // CreateHello builds flight 1.
@@ -93,7 +105,7 @@ func (h *Requestor) CreateHello() (*wire.Hello, error) {
 	kex, err := h.suite.NewRequestor(cryptosuite.RequestorKEXConfig{Seed: h.cfg.KEXSeed, Identity: h.cfg.Identity})
 	if err != nil {
 		if errors.Is(err, cryptosuite.ErrKEXNeedsRSA) {
-			return nil, h.fail(fmt.Errorf("%w: %v", ErrKEXRefused, err))
+			return nil, h.fail(fmt.Errorf("%w: %w", ErrKEXRefused, err))
 		}
 		return nil, h.fail(err)
 	}
@@ -219,7 +231,8 @@ func (h *Requestor) ConsumeReply(m *wire.HelloReply) error {
 		return h.fail(ErrBadAuthKey)
 	}
 	k := &Keys{Role: RoleRequestor, Peer: pk, KEX: h.suite, AEAD: aead, TranscriptHash: th,
-		C2S: append([]byte(nil), sched.c2s...), S2C: append([]byte(nil), sched.s2c...)}
+		C2S: append([]byte(nil), sched.c2s...), S2C: append([]byte(nil), sched.s2c...),
+		RekeySecret: append([]byte(nil), sched.rekey...)}
 	copy(k.SessionID[:], m.SessionID)
 	copy(k.AuthKey[:], authKey)
 	h.keys, h.sig2, h.sealed, h.authKey = k, m.Sig, m.SealedAuthKey, authKey

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lanpeer/lanpeer/canon"
 	"github.com/lanpeer/lanpeer/cryptosuite"
@@ -77,7 +78,21 @@ func (h *Responder) fail(err error) error {
 		h.sched.wipe()
 	}
 	clear(h.authKey)
+	if h.keys != nil {
+		h.keys.Wipe()
+		h.keys = nil
+	}
 	return err
+}
+
+// Abort ends a handshake that will not complete (the connection failed,
+// a deadline passed, Finished never came): the pending keys are zeroed and
+// every later call fails. It does nothing once ConsumeFinished has
+// returned the keys.
+func (h *Responder) Abort() {
+	if h.state != rsDone && h.state != rsFailed {
+		h.fail(nil)
+	}
 }
 
 // ConsumeHello checks flight 1, cheapest checks first and the signature
@@ -95,20 +110,31 @@ func (h *Responder) ConsumeHello(m *wire.Hello) error {
 		return h.fail(ErrUnexpectedMessage)
 	}
 	self := h.cfg.Identity.PeerID()
-	if len(m.Responder) != 0 && !sameBytes(m.Responder, self[:]) {
-		// The requestor means another peer: answering would create an
-		// unknown key-share.
-		return h.fail(ErrWrongPeer)
-	}
 	pk, err := parseIdentity(m.IdentityKey, m.SigAlg)
 	if err != nil {
 		return h.fail(err)
 	}
 	if pk.PeerID() == self {
+		// Checked before the addressee, so that this peer's own hello
+		// sent back to it is named for what it is.
 		return h.fail(ErrReflection)
+	}
+	if len(m.Responder) != 0 && !sameBytes(m.Responder, self[:]) {
+		// The requestor means another peer: answering would create an
+		// unknown key-share.
+		return h.fail(ErrWrongPeer)
+	}
+	if !h.p.Expected.IsZero() && pk.PeerID() != h.p.Expected {
+		// The identity the requestor proved in TLS is not the one it
+		// signs the handshake with.
+		return h.fail(ErrWrongPeer)
 	}
 	if err := checkTime(h.cfg, m.Time); err != nil {
 		return h.fail(err)
+	}
+	if h.cfg.Replay != nil && h.cfg.Replay.seenAt(m.Nonce, h.cfg.now()) {
+		// A replay costs a lookup, not a signature verification.
+		return h.fail(ErrReplay)
 	}
 	suite, ok := cryptosuite.KEXByID(cryptosuite.KEXID(m.KEX))
 	if !ok {
@@ -138,11 +164,15 @@ func (h *Responder) ConsumeHello(m *wire.Hello) error {
 			if errors.Is(err, ErrBusy) { // a capacity limit, not a judgement of the peer
 				return h.fail(err)
 			}
-			return h.fail(fmt.Errorf("%w: %v", ErrPolicy, err))
+			return h.fail(fmt.Errorf("%w: %w", ErrPolicy, err))
 		}
 	}
 	if h.cfg.Replay != nil {
-		if err := h.cfg.Replay.Add(m.Nonce, h.cfg.now()); err != nil {
+		// Remembered until the hello's timestamp leaves the skew window,
+		// however long that is.
+		now := h.cfg.now()
+		until := time.UnixMilli(m.Time).Add(h.cfg.skew() + time.Millisecond)
+		if err := h.cfg.Replay.add(m.Nonce, now, until); err != nil {
 			return h.fail(err)
 		}
 	}
@@ -207,7 +237,8 @@ func (h *Responder) CreateReply() (*wire.HelloReply, error) {
 		return nil, h.fail(err)
 	}
 	k := &Keys{Role: RoleResponder, Peer: h.peer, KEX: h.suite, AEAD: h.aead, TranscriptHash: th,
-		C2S: append([]byte(nil), sched.c2s...), S2C: append([]byte(nil), sched.s2c...)}
+		C2S: append([]byte(nil), sched.c2s...), S2C: append([]byte(nil), sched.s2c...),
+		RekeySecret: append([]byte(nil), sched.rekey...)}
 	copy(k.SessionID[:], sid)
 	copy(k.AuthKey[:], authKey)
 	h.keys, h.sig2, h.sealed = k, m.Sig, m.SealedAuthKey
@@ -223,7 +254,6 @@ func (h *Responder) ConsumeFinished(m *wire.Finished) (*Keys, error) {
 	}
 	want := finishedMAC(h.sched.finished, h.keys.TranscriptHash, h.sig2, h.sealed, h.authKey)
 	if !hmac.Equal(want, m.MAC) {
-		h.keys.Wipe()
 		return nil, h.fail(ErrBadFinished)
 	}
 	h.sched.wipe()

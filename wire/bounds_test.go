@@ -77,10 +77,10 @@ func TestHugeHeaders(t *testing.T) {
 			t.Fatalf("decode allocated %d bytes (%v), want < %d", n, err, limit)
 		}
 	}
-	for _, s := range []namedMessage{
+	for _, s := range append([]namedMessage{
 		{"Hello", sampleHello()}, {"HelloReply", sampleHelloReply()},
 		{"Finished", sampleFinished()}, {"Ready", sampleReady()}, {"Error", sampleError()},
-	} {
+	}, streamSamples()...) {
 		typ, kvs := entries(t, mustEncode(t, s.m))
 		for _, h := range hugeHeaders {
 			for fname, filler := range fillers {

@@ -10,8 +10,9 @@ import (
 )
 
 // Message is one protocol message: [*Hello], [*HelloReply], [*Finished],
-// [*Ready] or [*Error]. The interface is sealed; only this package's structs
-// implement it.
+// [*Ready], [*StreamOpen], [*DirectMessage], [*RekeyInit], [*RekeyReply],
+// [*RekeyConfirm], [*RekeyRequest] or [*Error]. The interface is sealed;
+// only this package's structs implement it.
 type Message interface {
 	// Type returns the message's type number.
 	Type() Type
@@ -28,6 +29,12 @@ var (
 	_ msgpack.CustomDecoder = (*HelloReply)(nil)
 	_ msgpack.CustomDecoder = (*Finished)(nil)
 	_ msgpack.CustomDecoder = (*Ready)(nil)
+	_ msgpack.CustomDecoder = (*StreamOpen)(nil)
+	_ msgpack.CustomDecoder = (*DirectMessage)(nil)
+	_ msgpack.CustomDecoder = (*RekeyInit)(nil)
+	_ msgpack.CustomDecoder = (*RekeyReply)(nil)
+	_ msgpack.CustomDecoder = (*RekeyConfirm)(nil)
+	_ msgpack.CustomDecoder = (*RekeyRequest)(nil)
 	_ msgpack.CustomDecoder = (*Error)(nil)
 )
 
@@ -84,6 +91,24 @@ func Decode(payload []byte) (Message, error) {
 	case TypeReady:
 		r := new(Ready)
 		m, dec = r, r
+	case TypeStreamOpen:
+		o := new(StreamOpen)
+		m, dec = o, o
+	case TypeDirectMessage:
+		dm := new(DirectMessage)
+		m, dec = dm, dm
+	case TypeRekeyInit:
+		ri := new(RekeyInit)
+		m, dec = ri, ri
+	case TypeRekeyReply:
+		rr := new(RekeyReply)
+		m, dec = rr, rr
+	case TypeRekeyConfirm:
+		rc := new(RekeyConfirm)
+		m, dec = rc, rc
+	case TypeRekeyRequest:
+		rq := new(RekeyRequest)
+		m, dec = rq, rq
 	case TypeError:
 		e := new(Error)
 		m, dec = e, e

@@ -8,8 +8,9 @@
 // encoding of that message's struct: a map with short string keys (the
 // structs' msgpack tags). Nothing may follow the map. [Encode] and
 // [Decode] are the only entry points; Decode returns a concrete struct
-// per type ([*Hello], [*HelloReply], [*Finished], [*Ready], [*Error]) and never
-// decodes into interface{}.
+// per type ([*Hello], [*HelloReply], [*Finished], [*Ready], [*StreamOpen],
+// [*DirectMessage], [*RekeyInit], [*RekeyReply], [*RekeyConfirm],
+// [*RekeyRequest], [*Error]) and never decodes into interface{}.
 //
 // # Untrusted input
 //

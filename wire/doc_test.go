@@ -30,6 +30,9 @@ var docConstants = map[string]int{
 	"MaxSigSize":           wire.MaxSigSize,
 	"MaxSealedAuthKeySize": wire.MaxSealedAuthKeySize,
 	"MaxErrorMessageSize":  wire.MaxErrorMessageSize,
+	"MaxDirectTextSize":    wire.MaxDirectTextSize,
+	"MaxBoxSize":           wire.MaxBoxSize,
+	"MaxSeq":               wire.MaxSeq,
 }
 
 // docSections splits docs/PROTOCOL.md into its sections by heading
@@ -104,7 +107,8 @@ func TestDocMessageTypes(t *testing.T) {
 		}
 		names = append(names, r[1])
 	}
-	if want := []string{"Hello", "HelloReply", "Finished", "Ready", "Error"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"Hello", "HelloReply", "Finished", "Ready", "StreamOpen", "DirectMessage",
+		"RekeyInit", "RekeyReply", "RekeyConfirm", "RekeyRequest", "Error"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("PROTOCOL.md lists types %q, want %q", names, want)
 	}
 }
@@ -124,10 +128,42 @@ func TestDocErrorCodes(t *testing.T) {
 	}
 }
 
+// TestDocStreamKinds: the stream kinds table lists exactly the kinds
+// StreamOpen accepts, with their names.
+func TestDocStreamKinds(t *testing.T) {
+	_, rows := docSections(t)
+	kinds := rows["13.1 Stream kinds"]
+	if len(kinds) == 0 {
+		t.Fatal("PROTOCOL.md has no stream kinds table")
+	}
+	n := 0
+	for _, r := range kinds[1:] {
+		k, err := strconv.Atoi(r[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := wire.StreamKind(k).String(); got != unquote(r[1]) {
+			t.Errorf("PROTOCOL.md: kind %d is %s, code says %s", k, r[1], got)
+		}
+		if err := (&wire.StreamOpen{Kind: wire.StreamKind(k)}).Validate(); err != nil {
+			t.Errorf("PROTOCOL.md lists kind %d, which StreamOpen refuses: %v", k, err)
+		}
+		n++
+	}
+	for k := 0; k < 64; k++ {
+		valid := (&wire.StreamOpen{Kind: wire.StreamKind(k)}).Validate() == nil
+		if valid && (k < 1 || k > n) {
+			t.Errorf("StreamOpen accepts kind %d, which PROTOCOL.md does not list", k)
+		}
+	}
+}
+
 func TestDocFieldTables(t *testing.T) {
 	_, rows := docSections(t)
 	kinds := map[string]reflect.Type{
 		"uint16":         reflect.TypeOf(uint16(0)),
+		"uint32":         reflect.TypeOf(uint32(0)),
+		"uint53":         reflect.TypeOf(uint64(0)),
 		"int64":          reflect.TypeOf(int64(0)),
 		"bytes":          reflect.TypeOf([]byte(nil)),
 		"list of uint16": reflect.TypeOf([]uint16(nil)),
@@ -135,6 +171,8 @@ func TestDocFieldTables(t *testing.T) {
 	}
 	for section, v := range map[string]any{
 		"Hello": wire.Hello{}, "HelloReply": wire.HelloReply{}, "Finished": wire.Finished{}, "Ready": wire.Ready{}, "9. Error": wire.Error{},
+		"StreamOpen": wire.StreamOpen{}, "DirectMessage": wire.DirectMessage{}, "RekeyInit": wire.RekeyInit{},
+		"RekeyReply": wire.RekeyReply{}, "RekeyConfirm": wire.RekeyConfirm{}, "RekeyRequest": wire.RekeyRequest{},
 	} {
 		typ := reflect.TypeOf(v)
 		table := rows[section]

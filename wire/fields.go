@@ -236,6 +236,8 @@ func (fd *fieldDecoder) uint(max uint64) uint64 {
 
 func (fd *fieldDecoder) uint16() uint16 { return uint16(fd.uint(math.MaxUint16)) }
 
+func (fd *fieldDecoder) uint32() uint32 { return uint32(fd.uint(math.MaxUint32)) }
+
 // version reads a protocol version and stops at once if it is not ours,
 // so that ErrVersion wins over whatever else differs in another version's
 // message.

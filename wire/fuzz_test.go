@@ -83,6 +83,13 @@ func corpusSeeds(t testing.TB) map[string][]byte {
 	etyp, ekvs := entries(t, mustEncode(t, sampleError()))
 	seeds["error-message-newline"] = assemble(etyp, replace(ekvs, "m", []byte{0xa3, 'a', '\n', 'b'}))
 	seeds["unknown-type"] = append([]byte{0x42}, mustEncode(t, sampleFinished())[1:]...)
+	dtyp, dkvs := entries(t, mustEncode(t, sampleDirectMessage()))
+	seeds["direct-box-bin32-huge"] = assemble(dtyp, replace(dkvs, "b", []byte{0xc6, 0xff, 0xff, 0xff, 0xff}))
+	seeds["direct-seq-2p53"] = assemble(dtyp, replace(dkvs, "s", []byte{0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0}))
+	otyp, okvs := entries(t, mustEncode(t, sampleStreamOpen()))
+	seeds["stream-open-kind-5"] = assemble(otyp, replace(okvs, "k", []byte{0x05}))
+	ityp, ikvs := entries(t, mustEncode(t, sampleRekeyInit()))
+	seeds["rekey-init-epoch-0"] = assemble(ityp, replace(ikvs, "e", []byte{0x00}))
 	return seeds
 }
 

@@ -60,6 +60,33 @@ func sampleReady() *wire.Ready { return &wire.Ready{MaxStreams: 64, MaxFrameKiB:
 
 func sampleError() *wire.Error { return wire.NewError(wire.CodeStaleTimestamp) }
 
+func sampleStreamOpen() *wire.StreamOpen { return &wire.StreamOpen{Kind: wire.StreamDirect} }
+
+func sampleDirectMessage() *wire.DirectMessage {
+	return &wire.DirectMessage{Seq: 41, Epoch: 2, Box: seq(0x11, 12+5+16)}
+}
+
+func sampleRekeyInit() *wire.RekeyInit { return &wire.RekeyInit{Epoch: 3, Share: seq(0x21, 32)} }
+
+func sampleRekeyReply() *wire.RekeyReply {
+	return &wire.RekeyReply{Epoch: 3, Share: seq(0x31, 32), MAC: seq(0x41, wire.MACSize)}
+}
+
+func sampleRekeyConfirm() *wire.RekeyConfirm {
+	return &wire.RekeyConfirm{Epoch: 3, MAC: seq(0x51, wire.MACSize)}
+}
+
+func sampleRekeyRequest() *wire.RekeyRequest { return &wire.RekeyRequest{Epoch: 3} }
+
+// streamSamples are one typical message of every post-handshake type.
+func streamSamples() []namedMessage {
+	return []namedMessage{
+		{"StreamOpen", sampleStreamOpen()}, {"DirectMessage", sampleDirectMessage()},
+		{"RekeyInit", sampleRekeyInit()}, {"RekeyReply", sampleRekeyReply()},
+		{"RekeyConfirm", sampleRekeyConfirm()}, {"RekeyRequest", sampleRekeyRequest()},
+	}
+}
+
 type namedMessage struct {
 	name string
 	m    wire.Message
@@ -99,6 +126,12 @@ func samples() []namedMessage {
 
 	longError := &wire.Error{Code: 0xffff, Message: string(bytes.Repeat([]byte("é"), wire.MaxErrorMessageSize/2))}
 
+	maxDirect := &wire.DirectMessage{Seq: wire.MaxSeq, Epoch: 1<<32 - 1, Box: seq(7, wire.MaxBoxSize)}
+	minDirect := &wire.DirectMessage{Seq: 0, Epoch: 0, Box: []byte{1}}
+	rsaInit := &wire.RekeyInit{Epoch: 1, Share: nil} // the rsa mode sends no share
+	maxInit := &wire.RekeyInit{Epoch: 1<<32 - 1, Share: seq(8, wire.MaxShareSize)}
+	maxRekeyReply := &wire.RekeyReply{Epoch: 1<<32 - 1, Share: seq(9, wire.MaxShareSize), MAC: seq(10, wire.MACSize)}
+
 	return []namedMessage{
 		{"Hello", sampleHello()},
 		{"Hello/tofu-rsa-min", tofu},
@@ -113,6 +146,20 @@ func samples() []namedMessage {
 		{"Error", sampleError()},
 		{"Error/empty-message", &wire.Error{Code: wire.CodeInternal}},
 		{"Error/unknown-code-max-message", longError},
+		{"StreamOpen", sampleStreamOpen()},
+		{"StreamOpen/control", &wire.StreamOpen{Kind: wire.StreamControl}},
+		{"StreamOpen/notify", &wire.StreamOpen{Kind: wire.StreamNotify}},
+		{"StreamOpen/request", &wire.StreamOpen{Kind: wire.StreamRequest}},
+		{"DirectMessage", sampleDirectMessage()},
+		{"DirectMessage/min", minDirect},
+		{"DirectMessage/max", maxDirect},
+		{"RekeyInit", sampleRekeyInit()},
+		{"RekeyInit/rsa", rsaInit},
+		{"RekeyInit/max", maxInit},
+		{"RekeyReply", sampleRekeyReply()},
+		{"RekeyReply/max", maxRekeyReply},
+		{"RekeyConfirm", sampleRekeyConfirm()},
+		{"RekeyRequest", sampleRekeyRequest()},
 	}
 }
 

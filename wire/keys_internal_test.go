@@ -18,6 +18,12 @@ func TestKeysMatchTags(t *testing.T) {
 		{Finished{}, finishedKeys},
 		{Ready{}, readyKeys},
 		{Error{}, errorKeys},
+		{StreamOpen{}, streamOpenKeys},
+		{DirectMessage{}, directMessageKeys},
+		{RekeyInit{}, rekeyInitKeys},
+		{RekeyReply{}, rekeyReplyKeys},
+		{RekeyConfirm{}, rekeyConfirmKeys},
+		{RekeyRequest{}, rekeyRequestKeys},
 	} {
 		typ := reflect.TypeOf(tc.v)
 		var tags []string

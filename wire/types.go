@@ -39,6 +39,20 @@ const (
 
 	// MaxErrorMessageSize bounds Error.Message.
 	MaxErrorMessageSize = 256
+
+	// MaxDirectTextSize bounds the text of a direct message, in bytes of
+	// UTF-8 (docs/PROTOCOL.md, "Direct messages").
+	MaxDirectTextSize = 16384
+
+	// MaxBoxSize bounds DirectMessage.Box: the largest text sealed with
+	// the suite of most overhead, A256CBC-HS512 (a 16-byte IV, padding
+	// of up to 16 bytes, a 32-byte tag). The GCM and ChaCha20-Poly1305
+	// boxes are 12 + text + 16 bytes.
+	MaxBoxSize = MaxDirectTextSize + 64
+
+	// MaxSeq is the largest direct-message sequence number: 2^53-1, the
+	// largest integer a JavaScript number holds exactly.
+	MaxSeq = 1<<53 - 1
 )
 
 // maxKeySize bounds a map key. Every key is at most 3 bytes; a longer key
@@ -55,7 +69,16 @@ const (
 	TypeHelloReply Type = 0x02 // DESIGN.md §4 step 2, flight 2
 	TypeFinished   Type = 0x03 // DESIGN.md §4 step 3, flight 3
 	TypeReady      Type = 0x04 // responder → requestor: key confirmation accepted
-	TypeError      Type = 0xff // either direction, then the stream closes
+
+	// After the handshake, on yamux streams.
+	TypeStreamOpen    Type = 0x10 // first frame of every stream: its kind
+	TypeDirectMessage Type = 0x11 // direct stream: one sealed text
+	TypeRekeyInit     Type = 0x12 // control stream, requestor → responder
+	TypeRekeyReply    Type = 0x13 // control stream, responder → requestor
+	TypeRekeyConfirm  Type = 0x14 // control stream, requestor → responder
+	TypeRekeyRequest  Type = 0x15 // control stream, responder → requestor
+
+	TypeError Type = 0xff // either direction, then the stream closes
 )
 
 // String returns the message type's name, or Type(0xNN) for an unknown
@@ -70,6 +93,18 @@ func (t Type) String() string {
 		return "Finished"
 	case TypeReady:
 		return "Ready"
+	case TypeStreamOpen:
+		return "StreamOpen"
+	case TypeDirectMessage:
+		return "DirectMessage"
+	case TypeRekeyInit:
+		return "RekeyInit"
+	case TypeRekeyReply:
+		return "RekeyReply"
+	case TypeRekeyConfirm:
+		return "RekeyConfirm"
+	case TypeRekeyRequest:
+		return "RekeyRequest"
 	case TypeError:
 		return "Error"
 	}

@@ -133,6 +133,32 @@ func boundCases() []boundCase {
 		{"Error message bidi override", &wire.Error{Code: 1, Message: "abc\u202edef"}, "m", wire.ErrBadText},
 		{"Error message tab", &wire.Error{Code: 1, Message: "a\tb"}, "m", wire.ErrBadText},
 		{"Error message NBSP", &wire.Error{Code: 1, Message: "a\u00a0b"}, "m", wire.ErrBadText},
+
+		{"StreamOpen kind 0", &wire.StreamOpen{Kind: 0}, "k", wire.ErrOutOfRange},
+		{"StreamOpen kind 5", &wire.StreamOpen{Kind: 5}, "k", wire.ErrOutOfRange},
+		{"StreamOpen kind max", &wire.StreamOpen{Kind: 0xffff}, "k", wire.ErrOutOfRange},
+
+		{"DirectMessage seq 2^53", &wire.DirectMessage{Seq: wire.MaxSeq + 1, Box: []byte{1}}, "s", wire.ErrOutOfRange},
+		{"DirectMessage seq 2^64-1", &wire.DirectMessage{Seq: math.MaxUint64, Box: []byte{1}}, "s", wire.ErrOutOfRange},
+		{"DirectMessage box empty", &wire.DirectMessage{Seq: 1}, "b", wire.ErrLength},
+		{"DirectMessage box max+1", &wire.DirectMessage{Seq: 1, Box: seq(0, wire.MaxBoxSize+1)}, "b", wire.ErrTooLong},
+
+		{"RekeyInit epoch 0", &wire.RekeyInit{Epoch: 0, Share: seq(0, 32)}, "e", wire.ErrOutOfRange},
+		{"RekeyInit share max+1", &wire.RekeyInit{Epoch: 1, Share: seq(0, wire.MaxShareSize+1)}, "ks", wire.ErrTooLong},
+
+		{"RekeyReply epoch 0", &wire.RekeyReply{Epoch: 0, Share: seq(0, 32), MAC: seq(0, 32)}, "e", wire.ErrOutOfRange},
+		{"RekeyReply share empty", &wire.RekeyReply{Epoch: 1, MAC: seq(0, 32)}, "ks", wire.ErrLength},
+		{"RekeyReply share max+1", &wire.RekeyReply{Epoch: 1, Share: seq(0, wire.MaxShareSize+1), MAC: seq(0, 32)}, "ks", wire.ErrTooLong},
+		{"RekeyReply MAC empty", &wire.RekeyReply{Epoch: 1, Share: seq(0, 32)}, "mac", wire.ErrLength},
+		{"RekeyReply MAC 31", &wire.RekeyReply{Epoch: 1, Share: seq(0, 32), MAC: seq(0, 31)}, "mac", wire.ErrLength},
+		{"RekeyReply MAC 33", &wire.RekeyReply{Epoch: 1, Share: seq(0, 32), MAC: seq(0, 33)}, "mac", wire.ErrTooLong},
+
+		{"RekeyConfirm epoch 0", &wire.RekeyConfirm{Epoch: 0, MAC: seq(0, 32)}, "e", wire.ErrOutOfRange},
+		{"RekeyConfirm MAC empty", &wire.RekeyConfirm{Epoch: 1}, "mac", wire.ErrLength},
+		{"RekeyConfirm MAC 31", &wire.RekeyConfirm{Epoch: 1, MAC: seq(0, 31)}, "mac", wire.ErrLength},
+		{"RekeyConfirm MAC 33", &wire.RekeyConfirm{Epoch: 1, MAC: seq(0, 33)}, "mac", wire.ErrTooLong},
+
+		{"RekeyRequest epoch 0", &wire.RekeyRequest{Epoch: 0}, "e", wire.ErrOutOfRange},
 	}
 }
 
@@ -203,7 +229,7 @@ func TestDecodeErrorText(t *testing.T) {
 func TestDecodeEnvelope(t *testing.T) {
 	good := mustEncode(t, sampleFinished())
 	t.Run("empty", func(t *testing.T) { decodeFails(t, nil, 0, "", wire.ErrEmpty) })
-	for _, typ := range []byte{0x00, 0x05, 0x10, 0x7f, 0x80, 0xfe} {
+	for _, typ := range []byte{0x00, 0x05, 0x0f, 0x16, 0x7f, 0x80, 0xfe} {
 		t.Run("unknown type "+wire.Type(typ).String(), func(t *testing.T) {
 			p := append([]byte{typ}, good[1:]...)
 			decodeFails(t, p, wire.Type(typ), "", wire.ErrUnknownType)
@@ -427,11 +453,69 @@ func TestTypeString(t *testing.T) {
 	for typ, want := range map[wire.Type]string{
 		wire.TypeHello: "Hello", wire.TypeHelloReply: "HelloReply", wire.TypeFinished: "Finished",
 		wire.TypeError: "Error", 0: "Type(0x00)", 0x42: "Type(0x42)",
+		wire.TypeStreamOpen: "StreamOpen", wire.TypeDirectMessage: "DirectMessage",
+		wire.TypeRekeyInit: "RekeyInit", wire.TypeRekeyReply: "RekeyReply",
+		wire.TypeRekeyConfirm: "RekeyConfirm", wire.TypeRekeyRequest: "RekeyRequest",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("Type(%d).String() = %q, want %q", uint8(typ), got, want)
 		}
 	}
+}
+
+func TestStreamKindString(t *testing.T) {
+	for k, want := range map[wire.StreamKind]string{
+		wire.StreamDirect: "direct", wire.StreamControl: "control", wire.StreamNotify: "notify",
+		wire.StreamRequest: "request", 0: "StreamKind(0)", 5: "StreamKind(5)",
+	} {
+		if got := k.String(); got != want {
+			t.Errorf("StreamKind(%d).String() = %q, want %q", uint16(k), got, want)
+		}
+	}
+}
+
+// TestDecodeStreamValueTypes: the counters of the post-handshake messages
+// take any integer encoding whose value fits, and nothing else: Seq stops
+// at 2^53-1 (JavaScript's exact integers) and Epoch at 2^32-1, refused
+// rather than truncated.
+func TestDecodeStreamValueTypes(t *testing.T) {
+	typ, kvs := entries(t, mustEncode(t, sampleDirectMessage()))
+	ok := func(key string, val []byte, check func(*wire.DirectMessage) bool) {
+		t.Helper()
+		m, err := wire.Decode(assemble(typ, replace(kvs, key, val)))
+		if err != nil {
+			t.Fatalf("%s = %x: %v", key, val, err)
+		}
+		if !check(m.(*wire.DirectMessage)) {
+			t.Fatalf("%s = %x decoded to %+v", key, val, m)
+		}
+	}
+	bad := func(key string, val []byte, reason error) {
+		t.Helper()
+		decodeFails(t, assemble(typ, replace(kvs, key, val)), typ, key, reason)
+	}
+	ok("s", []byte{0x00}, func(m *wire.DirectMessage) bool { return m.Seq == 0 })
+	ok("s", []byte{0xd3, 0, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, func(m *wire.DirectMessage) bool { return m.Seq == wire.MaxSeq })
+	ok("s", []byte{0xcf, 0, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, func(m *wire.DirectMessage) bool { return m.Seq == wire.MaxSeq })
+	bad("s", []byte{0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0}, wire.ErrOutOfRange) // 2^53
+	bad("s", []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, wire.ErrOutOfRange)
+	bad("s", []byte{0xff}, wire.ErrOutOfRange) // -1
+	bad("s", []byte{0xc0}, wire.ErrWrongType)
+	bad("s", []byte{0xcb, 0, 0, 0, 0, 0, 0, 0, 0}, wire.ErrWrongType) // float64
+	ok("e", []byte{0xce, 0xff, 0xff, 0xff, 0xff}, func(m *wire.DirectMessage) bool { return m.Epoch == 1<<32-1 })
+	bad("e", []byte{0xcf, 0, 0, 0, 1, 0, 0, 0, 0}, wire.ErrOutOfRange) // 2^32 must not wrap to 0
+	bad("e", []byte{0xe0}, wire.ErrOutOfRange)                         // -32
+	bad("b", mp("text"), wire.ErrWrongType)                            // str is not bin
+	bad("b", []byte{0xc5, 0x40, 0x41}, wire.ErrTooLong)                // 16449 declared: over the max before the bytes left
+	bad("b", []byte{0xc0}, wire.ErrLength)                             // nil is empty, and a box is never empty
+
+	// A kind this version does not define is refused however it is
+	// encoded, so the receiver resets the stream.
+	otyp, okvs := entries(t, mustEncode(t, sampleStreamOpen()))
+	for _, enc := range [][]byte{{0x05}, {0xcd, 0x01, 0x01}, {0x00}} {
+		decodeFails(t, assemble(otyp, replace(okvs, "k", enc)), otyp, "k", wire.ErrOutOfRange)
+	}
+	decodeFails(t, assemble(otyp, replace(okvs, "k", []byte{0xce, 0, 1, 0, 1})), otyp, "k", wire.ErrOutOfRange)
 }
 
 func TestErrorCodes(t *testing.T) {
