@@ -13,7 +13,7 @@ import (
 	"github.com/lanpeer/lanpeer/session"
 )
 
-// Defaults of the limits (docs/PROTOCOL.md, "13.6 Limits"). A zero field of
+// Defaults of the limits (docs/PROTOCOL.md, "17.8 Limits"). A zero field of
 // Config selects its default.
 const (
 	DefaultHandshakeTimeout     = 10 * time.Second

@@ -23,7 +23,7 @@ import (
 const streamWindow = 256 << 10
 
 // yamuxConfig is the multiplexer's configuration, every field chosen
-// (docs/PROTOCOL.md, "13.4 Multiplexing").
+// (docs/PROTOCOL.md, "17.5 Multiplexing").
 func yamuxConfig(l *limits, log *slog.Logger) *yamux.Config {
 	return &yamux.Config{
 		// Streams wait here only between yamux's reader and the accept

@@ -1,5 +1,5 @@
 // Package node is the peer's TCP transport (DESIGN.md §3;
-// docs/PROTOCOL.md, "13. Transport"): a [Server] that accepts sessions and
+// docs/PROTOCOL.md, "17. Transport"): a [Server] that accepts sessions and
 // [Dial] that opens them, each session a [Conn] whose multiplexed
 // [Stream]s carry frames.
 //
