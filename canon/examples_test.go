@@ -41,7 +41,19 @@ func examples() []example {
 	copy(th[:], seq(32, 0xe0))
 	msg := RoomMessageHeader{Room: room, Epoch: 2, CommitHash: th, Sender: sender, KeyPackageHash: kp}
 	copy(msg.MessageID[:], seq(16, 0x70))
+	hello := &RequestorHelloFields{Version: 1, Transport: "tcp", ChannelBinding: seq(32, 0x01), Requestor: sender,
+		Responder: member[:], IdentityKey: seq(44, 0x30), SigAlg: 2, KEX: 1, Share: seq(32, 0x50),
+		AEADs: []uint16{1, 2, 3}, Nonce: seq(32, 0x60), TimeMillis: 1764036000000}
+	reply := &ResponderHelloFields{RequestorHelloHash: th, RequestorSig: seq(64, 0x90), SessionID: sid[:],
+		Responder: member, IdentityKey: seq(44, 0xb0), SigAlg: 2, KEX: 1, Share: seq(32, 0xd0), AEAD: 1,
+		Nonce: seq(32, 0xf0), TimeMillis: 1764036000123}
 	return []example{
+		{"handshake: the requestor's hello (signed)", LabelRequestorHello, true, RequestorHello(hello)},
+		{"handshake: the responder's hello (signed; SHA-256 of it is the transcript hash)", LabelResponderHello, true,
+			ResponderHello(reply)},
+		{"handshake: AAD of the sealed authentication key", LabelAuthKeySealAAD, false, AuthKeySealAAD(th, sid[:])},
+		{"handshake: the requestor's Finished MAC input", LabelRequestorFinished, false,
+			RequestorFinished(th, seq(64, 0x20), seq(96, 0x40), kp)},
 		{"room key wrap info (HPKE info and A256CBC-HS512 AAD)", LabelRoomKeyWrap, false,
 			RoomKeyWrapInfo(room, 3, member, kp)},
 		{"wrapped key tuple (signed by the master)", LabelWrappedKey, true,
