@@ -2,10 +2,12 @@ package mongo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -239,7 +241,7 @@ func (s *Store) appendBatch(id store.RoomID, batch []*appendReq) (again []*appen
 		return again
 	}
 
-	last, err := s.lastSeq(ctx, st)
+	last, err := s.lastSeq(ctx, st, true)
 	if err != nil {
 		failAll(ins, err)
 		return again
@@ -383,10 +385,19 @@ func (s *Store) messageExists(ctx context.Context, st *roomState, seq uint64) (b
 // knows to be stored, it probes forward by doubling steps and bisects,
 // with point reads only (a sort would be a scan on FerretDB). When the
 // hint is current, one read says so.
-func (s *Store) lastSeq(ctx context.Context, st *roomState) (uint64, error) {
+//
+// With guess, a known hint is returned as it is: an append tries the
+// number after it, and if another process took that number the insert
+// fails and says so. This saves the read that would confirm the hint,
+// which is the expensive one on FerretDB (a read of a key that is not
+// there scans the collection).
+func (s *Store) lastSeq(ctx context.Context, st *roomState, guess bool) (uint64, error) {
 	s.hintMu.Lock()
-	lo := s.seqHints[seqHintKey(st.id, st.doc.Inc)]
+	lo, known := s.seqHints[seqHintKey(st.id, st.doc.Inc)]
 	s.hintMu.Unlock()
+	if guess && known {
+		return lo, nil
+	}
 	hi := uint64(0)
 	step := uint64(1)
 	for range 64 {
@@ -443,7 +454,10 @@ func (s *Store) ReadMessages(ctx context.Context, id store.RoomID, after uint64,
 			{Key: "$gt", Value: messageKey(id, st.doc.Inc, after)},
 			{Key: "$lte", Value: messageKey(id, st.doc.Inc, upTo)},
 		}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+		// The range holds at most limit messages, so no sort is needed to
+		// get the page: sorting here spares FerretDB a sort of the whole
+		// collection, and the limit lets it stop once it has the page.
+		options.Find().SetLimit(int64(limit)))
 	var docs []messageDoc
 	if err == nil {
 		err = cur.All(ctx, &docs)
@@ -451,6 +465,7 @@ func (s *Store) ReadMessages(ctx context.Context, id store.RoomID, after uint64,
 	if err != nil {
 		return nil, s.fail(ctx, "reading the messages of room "+id.String(), err)
 	}
+	slices.SortFunc(docs, func(a, b messageDoc) int { return cmp.Compare(a.Seq, b.Seq) })
 	for i, d := range docs {
 		if u64(d.Seq) != after+1+uint64(i) {
 			// A number is taken only once the one before it is stored,
@@ -485,7 +500,7 @@ func (s *Store) MessageSpan(ctx context.Context, id store.RoomID) (store.Span, e
 	if err != nil {
 		return store.Span{}, err
 	}
-	last, err := s.lastSeq(ctx, st)
+	last, err := s.lastSeq(ctx, st, false)
 	if err != nil {
 		return store.Span{}, err
 	}
