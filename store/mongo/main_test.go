@@ -142,7 +142,7 @@ func startFerretDB(bin, dir, listen string) (*ferretDB, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, "-listen", listen, dir)
+	cmd := exec.Command(bin, "-listen", listen, "-log-level", "error", dir)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -225,8 +225,12 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			{Keys: bson.D{{Key: "expires", Value: 1}}},
 		}},
 	} {
-		if _, err := ix.coll.Indexes().CreateMany(ctx, ix.models); err != nil {
-			return s.fail(ctx, "creating the indexes of "+ix.coll.Name(), err)
+		// One at a time: FerretDB v1.24.2 drops the connection when one
+		// createIndexes command names two indexes that already exist.
+		for _, m := range ix.models {
+			if _, err := ix.coll.Indexes().CreateOne(ctx, m); err != nil {
+				return s.fail(ctx, "creating the indexes of "+ix.coll.Name(), err)
+			}
 		}
 	}
 	return nil
