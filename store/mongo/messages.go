@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"time"
 
@@ -134,6 +135,9 @@ func (s *Store) AppendMessage(ctx context.Context, m store.Message) (store.Messa
 func (s *Store) runAppends(id store.RoomID, q *appendQueue) {
 	defer s.wg.Done()
 	for {
+		// Let the callers just answered queue their next messages, so
+		// that they join this batch rather than wait for the next.
+		runtime.Gosched()
 		s.qMu.Lock()
 		if len(q.pending) == 0 {
 			q.running = false

@@ -14,6 +14,7 @@ import (
 // both at the same time as a retry would be. Every message is stored once,
 // both answers agree, and the sequence is dense.
 func TestTwoStoresOneRoom(t *testing.T) {
+	t.Parallel() // each test has a database, or a server, of its own
 	name := "lanpeer_test_" + randomHex(6)
 	a := openTest(t, testURI, Options{Database: name})
 	defer a.Close()
@@ -23,9 +24,9 @@ func TestTwoStoresOneRoom(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := t.Context()
-	r, _ := testRoom(t, a, 6)
+	const senders, each = 4, 30
+	r, _ := testRoom(t, a, senders)
 
-	const senders, each = 6, 40
 	type result struct {
 		m   store.Message
 		err error
@@ -87,6 +88,7 @@ func TestTwoStoresOneRoom(t *testing.T) {
 // exactly one wins, the other gets ErrConflict, and both Stores then see
 // the winner.
 func TestTwoStoresCommit(t *testing.T) {
+	t.Parallel() // each test has a database, or a server, of its own
 	name := "lanpeer_test_" + randomHex(6)
 	a := openTest(t, testURI, Options{Database: name})
 	defer a.Close()

@@ -62,6 +62,7 @@ func scanFor(t *testing.T, uri, db string, marker []byte) []string {
 // ciphertext: no document of the database holds the text. A control shows
 // the scan finds text that is stored.
 func TestNoPlaintextStored(t *testing.T) {
+	t.Parallel() // each test has a database, or a server, of its own
 	ctx := t.Context()
 	marker := []byte("lanpeer plaintext marker " + randomHex(8))
 	suite, ok := cryptosuite.AEADByID(cryptosuite.AEADA256CBCHS512)

@@ -91,6 +91,7 @@ func readEverything(t *testing.T, s store.Store, room store.RoomID) []store.Mess
 // same Store works again, without being reopened, and nothing acknowledged
 // was lost.
 func TestOutageRecovers(t *testing.T) {
+	t.Parallel() // each test has a database, or a server, of its own
 	bin := needFerretDB(t)
 	dir := t.TempDir()
 	srv := ownServer(t, bin, dir, "127.0.0.1:0")
@@ -141,6 +142,7 @@ func TestOutageRecovers(t *testing.T) {
 // TestOpenFailsFast: Open against an address where nothing listens fails
 // within its server selection timeout, with an error that says so.
 func TestOpenFailsFast(t *testing.T) {
+	t.Parallel() // each test has a database, or a server, of its own
 	bin := needFerretDB(t)
 	srv := ownServer(t, bin, t.TempDir(), "127.0.0.1:0")
 	addr := srv.addr
@@ -162,6 +164,7 @@ func TestOpenFailsFast(t *testing.T) {
 // sequence number it was given, with no gap; retrying the others stores
 // each exactly once.
 func TestRestartKeepsAcknowledged(t *testing.T) {
+	t.Parallel() // each test has a database, or a server, of its own
 	bin := needFerretDB(t)
 	dir := t.TempDir()
 	srv := ownServer(t, bin, dir, "127.0.0.1:0")
