@@ -289,15 +289,15 @@ func (e *UnavailableError) Is(target error) bool { return target == store.ErrUna
 // Unwrap returns the driver's error.
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
-// fail turns a driver error into the store's: the caller's context error
-// when that is why it failed, store.ErrClosed after Close, else an
+// fail turns a driver error into the store's: store.ErrClosed after
+// Close, the context's error when that is why it failed, else an
 // *UnavailableError.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-		return ctxErr
-	}
 	if s.closed.Load() {
 		return store.ErrClosed
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return ctxErr
 	}
 	return &UnavailableError{Op: op, Where: s.where, Err: err}
 }
