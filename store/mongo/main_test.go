@@ -50,9 +50,18 @@ var (
 const hangDeadline = 2 * time.Minute
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
+	code := testMain(m)
+	// The package's own server, if it started one, has stopped by now.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "store/mongo: goroutines left running:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
+// testMain finds or starts the server and runs the tests.
 func testMain(m *testing.M) int {
 	uri, bin := os.Getenv(envURI), os.Getenv(envFerretDB)
 	if uri == "" {
@@ -88,15 +97,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	testURI, ferretBinary = uri, bin
-
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "store/mongo: goroutines left running:", err)
-			code = 1
-		}
-	}
-	return code
+	return m.Run()
 }
 
 // buildFerretDB builds tools/ferretdb into .tools/bin at the repository's
