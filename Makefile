@@ -14,7 +14,13 @@ BENCHTIME ?= 1s
 LIVE_FUZZ     ?= ./framing:FuzzReadFrame ./wire:FuzzDecode ./session:FuzzParseKnownPeers
 LIVE_FUZZTIME ?= 2s
 
-.PHONY: build run test fuzz bench lint clean
+# The MongoDB-wire server the store/mongo tests run against: FerretDB with
+# its SQLite backend, built from the tools/ferretdb module (its own go.mod,
+# so FerretDB never enters lanpeer's). The binary is cached here; go build
+# is incremental, so only the first build takes minutes.
+FERRETDB := $(CURDIR)/.tools/bin/ferretdb
+
+.PHONY: build run test ferretdb fuzz bench lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/lanpeer
@@ -24,8 +30,32 @@ build:
 run: build
 	$(BIN) id --create
 
-test:
-	$(GO) test -race ./...
+# FerretDB for the tests: started on a free loopback port with a fresh data
+# directory unless LANPEER_TEST_MONGO_URI names a server already, and
+# stopped when the tests end, pass or fail. The tests get the server's URI
+# in LANPEER_TEST_MONGO_URI and the binary in LANPEER_FERRETDB (to start and
+# stop servers of their own).
+test: ferretdb
+	@set -e; \
+	if [ -n "$$LANPEER_TEST_MONGO_URI" ]; then \
+		echo "make: store/mongo tests use LANPEER_TEST_MONGO_URI"; \
+		$(GO) test -race ./...; \
+	else \
+		dir=$$(mktemp -d); pid=; \
+		trap 'if [ -n "$$pid" ]; then kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true; fi; rm -rf "$$dir"' EXIT INT TERM; \
+		mkdir "$$dir/data"; \
+		"$(FERRETDB)" -log-level error "$$dir/data" >"$$dir/uri" 2>"$$dir/log" & pid=$$!; \
+		n=0; while [ ! -s "$$dir/uri" ]; do \
+			n=$$((n + 1)); \
+			if [ $$n -gt 600 ] || ! kill -0 $$pid 2>/dev/null; then \
+				echo "make: FerretDB did not start:" >&2; cat "$$dir/log" >&2; exit 1; \
+			fi; \
+			sleep 0.1; \
+		done; \
+		export LANPEER_TEST_MONGO_URI=$$(head -n 1 "$$dir/uri") LANPEER_FERRETDB="$(FERRETDB)"; \
+		echo "make: FerretDB for the tests at $$LANPEER_TEST_MONGO_URI"; \
+		$(GO) test -race ./...; \
+	fi
 	@set -e; n=0; for t in $(LIVE_FUZZ); do n=$$((n + 1)); done; \
 	if [ $$n -gt 5 ]; then echo "make: LIVE_FUZZ lists $$n targets, at most 5 are allowed" >&2; exit 1; fi; \
 	for t in $(LIVE_FUZZ); do \
@@ -36,6 +66,10 @@ test:
 		echo "fuzz $$pkg $$name for $(LIVE_FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(LIVE_FUZZTIME) "$$pkg"; \
 	done
+
+# Build (or find up to date) the FerretDB binary the tests use.
+ferretdb:
+	cd tools/ferretdb && $(GO) build -o "$(FERRETDB)" .
 
 # Every Fuzz target in the module, found with go test -list, FUZZTIME each.
 fuzz:
@@ -49,12 +83,14 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s "$$pkg"; \
 	done
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
+# store/mongo's benchmarks start a FerretDB of their own (LANPEER_FERRETDB).
+bench: ferretdb
+	LANPEER_FERRETDB="$(FERRETDB)" $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "make: gofmt would change:" >&2; echo "$$out" >&2; exit 1; fi
 	$(GO) vet ./...
+	cd tools/ferretdb && $(GO) vet ./...
 
 clean:
 	rm -rf bin

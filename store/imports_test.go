@@ -20,7 +20,7 @@ func TestImports(t *testing.T) {
 		module + "store/memory":    true,
 		module + "store/storetest": true,
 	}
-	for _, dir := range []string{".", "memory", "storetest"} {
+	for _, dir := range []string{".", "memory", "storetest", "mongo"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("no Go files in %s (%v)", dir, err)
