@@ -55,6 +55,11 @@ func examples() []example {
 			Rekey(th, 2, seq(32, 0x20), seq(32, 0x60))},
 		{"rekey confirmation MAC input", LabelRekeyConfirm, false,
 			RekeyConfirm("responder", th, 2)},
+		{"LAN announcement (signed by the identity key; addresses 192.0.2.7:7000, [::]:7000, 192.0.2.7:8080)",
+			LabelAnnounce, true, Announce(member, sid,
+				[][]byte{append(append(make([]byte, 10), 0xff, 0xff, 192, 0, 2, 7), 0x1b, 0x58), append(make([]byte, 16), 0x1b, 0x58)},
+				[][]byte{append(append(make([]byte, 10), 0xff, 0xff, 192, 0, 2, 7), 0x1f, 0x90)},
+				"lab printer", 1764036000000)},
 	}
 }
 

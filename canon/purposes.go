@@ -121,3 +121,14 @@ func Rekey(previousHash [32]byte, epoch uint32, initShare, replyShare []byte) []
 func RekeyConfirm(role string, rekeyHash [32]byte, epoch uint32) []byte {
 	return New(LabelRekeyConfirm).String(role).Bytes(rekeyHash[:]).Uint64(uint64(epoch)).Out()
 }
+
+// Announce is the layout a peer signs (label LabelAnnounce) to announce
+// itself on the LAN: its peer ID, the random instance id of the running
+// process, its TCP addresses and its HTTP addresses (each a list of 18-byte
+// elements: the 16-byte IPv6 or IPv4-mapped address, then the 2-byte
+// big-endian port), its display name (UTF-8) and the time it signed, in
+// Unix milliseconds.
+func Announce(peer [32]byte, instance [16]byte, tcp, http [][]byte, name string, timeMillis uint64) []byte {
+	return New(LabelAnnounce).Bytes(peer[:]).Bytes(instance[:]).List(tcp...).List(http...).String(name).
+		Uint64(timeMillis).Out()
+}
