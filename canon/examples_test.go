@@ -59,7 +59,7 @@ func examples() []example {
 			LabelAnnounce, true, Announce(member, sid,
 				[][]byte{append(append(make([]byte, 10), 0xff, 0xff, 192, 0, 2, 7), 0x1b, 0x58), append(make([]byte, 16), 0x1b, 0x58)},
 				[][]byte{append(append(make([]byte, 10), 0xff, 0xff, 192, 0, 2, 7), 0x1f, 0x90)},
-				"lab printer", 1764036000000)},
+				"lab printer", 30000, 1764036000000)},
 	}
 }
 

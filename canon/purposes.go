@@ -126,9 +126,10 @@ func RekeyConfirm(role string, rekeyHash [32]byte, epoch uint32) []byte {
 // itself on the LAN: its peer ID, the random instance id of the running
 // process, its TCP addresses and its HTTP addresses (each a list of 18-byte
 // elements: the 16-byte IPv6 or IPv4-mapped address, then the 2-byte
-// big-endian port), its display name (UTF-8) and the time it signed, in
+// big-endian port), its display name (UTF-8), its announcement interval in
+// milliseconds (receivers expire it after three) and the time it signed, in
 // Unix milliseconds.
-func Announce(peer [32]byte, instance [16]byte, tcp, http [][]byte, name string, timeMillis uint64) []byte {
+func Announce(peer [32]byte, instance [16]byte, tcp, http [][]byte, name string, intervalMillis, timeMillis uint64) []byte {
 	return New(LabelAnnounce).Bytes(peer[:]).Bytes(instance[:]).List(tcp...).List(http...).String(name).
-		Uint64(timeMillis).Out()
+		Uint64(intervalMillis).Uint64(timeMillis).Out()
 }
