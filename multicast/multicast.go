@@ -346,8 +346,9 @@ func prefixOf(a net.Addr) (netip.Prefix, bool) {
 	if ip.Is4() && ones > 32 {
 		ones -= 96
 	}
-	p, err := ip.Prefix(ones)
-	return p, err == nil
+	// The address itself, not the masked network: it is also the source.
+	p := netip.PrefixFrom(ip, ones)
+	return p, p.IsValid()
 }
 
 // read is one socket's reader: one buffer, reused, each datagram copied out.

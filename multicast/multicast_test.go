@@ -263,3 +263,24 @@ func TestConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixOf: an interface address keeps its host part (it is the send
+// socket's source) and its prefix length, for IPv4 in either slice form.
+func TestPrefixOf(t *testing.T) {
+	for _, c := range []struct {
+		n    net.IPNet
+		want string
+	}{
+		{net.IPNet{IP: net.IPv4(10, 77, 0, 2).To4(), Mask: net.CIDRMask(24, 32)}, "10.77.0.2/24"},
+		{net.IPNet{IP: net.IPv4(10, 77, 0, 2), Mask: net.CIDRMask(120, 128)}, "10.77.0.2/24"},
+		{net.IPNet{IP: net.ParseIP("fe80::1"), Mask: net.CIDRMask(64, 128)}, "fe80::1/64"},
+	} {
+		p, ok := prefixOf(&c.n)
+		if !ok || p.String() != c.want {
+			t.Errorf("%v: got %v %v, want %s", c.n, p, ok, c.want)
+		}
+		if !p.Contains(p.Addr()) {
+			t.Errorf("%v does not contain its own address", p)
+		}
+	}
+}

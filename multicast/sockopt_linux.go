@@ -24,16 +24,18 @@ func pin(fd int, ifi *net.Interface, v4 bool, hops int) error {
 		set  func() error
 	}
 	var opts []opt
+	// IP_UNICAST_IF and IPV6_UNICAST_IF take the index in network byte
+	// order.
+	var be [4]byte
+	binary.BigEndian.PutUint32(be[:], uint32(ifi.Index))
+	unicastIf := int(int32(binary.NativeEndian.Uint32(be[:])))
 	if v4 {
-		// IP_UNICAST_IF takes the index in network byte order.
-		var be [4]byte
-		binary.BigEndian.PutUint32(be[:], uint32(ifi.Index))
 		opts = []opt{
 			{"IP_MULTICAST_IF", func() error {
 				return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
 			}},
 			{"IP_UNICAST_IF", func() error {
-				return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_UNICAST_IF, int(int32(binary.NativeEndian.Uint32(be[:]))))
+				return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_UNICAST_IF, unicastIf)
 			}},
 			{"IP_MULTICAST_TTL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, hops) }},
 			{"IP_MULTICAST_LOOP", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 1) }},
@@ -43,7 +45,7 @@ func pin(fd int, ifi *net.Interface, v4 bool, hops int) error {
 		opts = []opt{
 			{"IPV6_V6ONLY", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1) }},
 			{"IPV6_MULTICAST_IF", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifi.Index) }},
-			{"IPV6_UNICAST_IF", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_IF, ifi.Index) }},
+			{"IPV6_UNICAST_IF", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_IF, unicastIf) }},
 			{"IPV6_MULTICAST_HOPS", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, hops) }},
 			{"IPV6_MULTICAST_LOOP", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 1) }},
 			{"IPV6_MULTICAST_ALL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0) }},
