@@ -564,3 +564,48 @@ func TestNoInterface(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// TestForcedAnnounce: a new peer makes an announcing peer announce at once,
+// so the newcomer learns of it; more newcomers within ForcedAnnounceGap
+// share one more announcement at the end of the gap; a known peer's
+// refresh forces nothing.
+func TestForcedAnnounce(t *testing.T) {
+	group, port := testNet(t)
+	cfg := loConfig(t, group, port)
+	cfg.Identity, cfg.Interval = ed25519ID(t), MaxInterval // no periodic announcement during the test
+	a := start(t, cfg)
+	waitFor(t, "start-up announcement", func() bool { return a.Stats().AnnouncementsSent == 1 })
+	inj := newSender(t, "127.0.0.1", group, port)
+	x, y, z := ed25519ID(t), ed25519ID(t), ed25519ID(t)
+
+	inj.send(annSpec{id: x, instance: instanceID(1), at: time.Now()}.datagram(t))
+	waitFor(t, "forced announcement for x", func() bool { return a.Stats().AnnouncementsSent == 2 })
+	sent := time.Now()
+	inj.send(annSpec{id: y, instance: instanceID(1), at: time.Now()}.datagram(t))
+	inj.send(annSpec{id: z, instance: instanceID(1), at: time.Now()}.datagram(t))
+	inj.send(annSpec{id: x, instance: instanceID(1), at: time.Now().Add(time.Millisecond)}.datagram(t))
+	waitFor(t, "y, z and x's refresh accepted", func() bool { return a.Stats().Accepted == 4 })
+	// The gap (2 s) is a thousand times what processing took; only a
+	// machine stalled for seconds could see the deferred announcement here.
+	if n := a.Stats().AnnouncementsSent; n != 2 && time.Since(sent) < ForcedAnnounceGap {
+		t.Fatalf("%d announcements: a newcomer within the gap was announced to at once", n)
+	}
+	waitFor(t, "one deferred announcement for y and z", func() bool { return a.Stats().AnnouncementsSent == 3 })
+	if time.Since(sent) < ForcedAnnounceGap-100*time.Millisecond {
+		t.Fatalf("deferred announcement after %v, before the gap of %v", time.Since(sent), ForcedAnnounceGap)
+	}
+}
+
+// TestPassiveNeverSends: a Service without identity sends nothing unless
+// asked (Query, Lookup): announcing one's presence is a choice.
+func TestPassiveNeverSends(t *testing.T) {
+	group, port := testNet(t)
+	p := start(t, loConfig(t, group, port))
+	inj := newSender(t, "127.0.0.1", group, port)
+	inj.send(annSpec{id: ed25519ID(t), instance: instanceID(1), at: time.Now()}.datagram(t)) // a new peer
+	inj.send(encodeQuery(cryptosuite.PeerID{}))                                              // a query
+	waitFor(t, "both processed", func() bool { st := p.Stats(); return st.Accepted == 1 && st.Queries == 1 })
+	if st := p.Stats(); st.AnnouncementsSent+st.AnswersSent+st.QueriesSent != 0 {
+		t.Fatalf("a passive service sent: %+v", st)
+	}
+}

@@ -257,6 +257,41 @@ func peekBlob(blob []byte) (peeked, verdict) {
 	return pk, dropNone
 }
 
+// inspect runs the checks of an announcement datagram that need no state
+// and no public-key operation: the envelope's bounds, the blob's fixed
+// fields, and that the peer ID is the SHA-256 of the key carried.
+func inspect(data []byte) (envelope, peeked, verdict) {
+	env, v := splitEnvelope(data)
+	if v != dropNone {
+		return envelope{}, peeked{}, v
+	}
+	pk, v := peekBlob(env.blob)
+	if v != dropNone {
+		return envelope{}, peeked{}, v
+	}
+	if cryptosuite.PeerIDFromSPKI(env.spki) != pk.peer {
+		return envelope{}, peeked{}, dropKeyMismatch
+	}
+	return env, pk, dropNone
+}
+
+// verify checks the key and the signature, then parses the blob in full
+// and confirms what was peeked.
+func verify(env envelope, pk peeked) (*announcement, verdict) {
+	key, err := cryptosuite.ParsePublicKey(env.spki)
+	if err != nil {
+		return nil, dropBadKey
+	}
+	if key.Verify(canon.LabelAnnounce, env.blob, env.sig) != nil {
+		return nil, dropBadSignature
+	}
+	a, ok := parseBlob(env.blob)
+	if !ok || a.peer != pk.peer || a.instance != pk.instance || a.millis != pk.millis {
+		return nil, dropMalformed
+	}
+	return a, dropNone
+}
+
 // parseBlob reads a verified blob completely, with every bound.
 func parseBlob(blob []byte) (*announcement, bool) {
 	r := canon.NewReader(canon.LabelAnnounce, blob)
