@@ -80,13 +80,13 @@ func (s *Service) commit(a *announcement, d multicast.Datagram, now time.Time) b
 		Interface: d.Interface, Source: d.From,
 		Announced: time.UnixMilli(int64(a.millis)), LastSeen: now, Interval: e.interval,
 	}
+	if restart {
+		s.st.restarts.Add(1)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 
-	if restart {
-		s.st.restarts.Add(1)
-	}
 	if fresh || restart {
 		s.log.Debug("discovery: peer seen", "peer", a.peer, "name", a.name, "from", d.From, "restart", restart)
 	}

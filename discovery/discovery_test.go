@@ -1,11 +1,14 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,7 +190,9 @@ func TestDropClasses(t *testing.T) {
 	inj := newSender(t, "127.0.0.1", group, port)
 	x, y := ed25519ID(t), ed25519ID(t)
 	now := time.Now()
-	good := annSpec{id: x, instance: instanceID(7), name: "x", at: now}.datagram(t)
+	addr := netip.MustParseAddrPort("192.0.2.7:7000")
+	good := annSpec{id: x, instance: instanceID(7), name: "x", at: now, tcp: []netip.AddrPort{addr}}.datagram(t)
+	addrAt := bytes.Index(good, encodeAddrs([]netip.AddrPort{addr})[0])
 	rsa1024, err := readPublicFixture("rsa1024_pub")
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +221,7 @@ func TestDropClasses(t *testing.T) {
 		{"peer ID of another key", appendEnvelope(nil, y.Public().SPKI(), envOf(t, good).blob, sig(good)), func(s Stats) uint64 { return s.KeyMismatch }},
 		{"flipped signature", flip(good, len(good)-1), func(s Stats) uint64 { return s.BadSignature }},
 		{"flipped name", flip(good, len(good)-64-2-24-1), func(s Stats) uint64 { return s.BadSignature }},
+		{"changed address", flip(good, addrAt+15), func(s Stats) uint64 { return s.BadSignature }},
 		{"signed by another key", appendEnvelope(nil, x.Public().SPKI(), envOf(t, good).blob, sig(signBlob(t, y, "lanpeer/v1 announce", envOf(t, good).blob))), func(s Stats) uint64 { return s.BadSignature }},
 		{"signature for a directory record", signAs(t, x, "lanpeer/v1 directory record", envOf(t, good).blob), func(s Stats) uint64 { return s.BadSignature }},
 		{"too old", annSpec{id: x, instance: instanceID(7), at: now.Add(-b.window - time.Minute)}.datagram(t), func(s Stats) uint64 { return s.Stale }},
@@ -607,5 +613,92 @@ func TestPassiveNeverSends(t *testing.T) {
 	waitFor(t, "both processed", func() bool { st := p.Stats(); return st.Accepted == 1 && st.Queries == 1 })
 	if st := p.Stats(); st.AnnouncementsSent+st.AnswersSent+st.QueriesSent != 0 {
 		t.Fatalf("a passive service sent: %+v", st)
+	}
+}
+
+// TestResignedDuplicate: the same announcement signed twice (RSA-PSS gives
+// a new signature each time) is a duplicate, not a new announcement:
+// replay state is keyed by what is signed, never by signature bytes.
+func TestResignedDuplicate(t *testing.T) {
+	group, port := testNet(t)
+	b := start(t, loConfig(t, group, port))
+	inj := newSender(t, "127.0.0.1", group, port)
+	spec := annSpec{id: fixtureID(t, "rsa2048"), instance: instanceID(1), at: time.Now()}
+	one, two := spec.datagram(t), spec.datagram(t)
+	if bytes.Equal(one, two) {
+		t.Fatal("RSA-PSS signed the same blob twice with one signature")
+	}
+	inj.send(one)
+	inj.send(two)
+	waitFor(t, "both processed", func() bool { st := b.Stats(); return st.Accepted+st.Duplicate == 2 })
+	if st := b.Stats(); st.Accepted != 1 || st.Duplicate != 1 {
+		t.Fatalf("%+v, want one accepted and one duplicate", st)
+	}
+}
+
+// TestFloodDoesNotStarve: 10,000 forged announcements from one source, sent
+// as fast as the socket takes them, cost at most as many signature checks
+// as that source's token bucket allows, and a real announcement from
+// another source still gets through meanwhile.
+func TestFloodDoesNotStarve(t *testing.T) {
+	group, port := testNet(t)
+	cfg := loConfig(t, group, port)
+	cfg.Limits = Limits{} // the defaults
+	b := start(t, cfg)
+	x, y := ed25519ID(t), ed25519ID(t)
+	forged := annSpec{id: x, instance: instanceID(1), at: time.Now()}.datagram(t)
+	forged[len(forged)-1] ^= 1
+	began := time.Now()
+	flooded := make(chan struct{})
+	s := newSender(t, "127.0.0.1", group, port)
+	go func() {
+		defer close(flooded)
+		for range 10000 {
+			s.conn.WriteToUDPAddrPort(forged, s.group)
+		}
+	}()
+	real := newSender(t, "127.0.0.2", group, port)
+	waitFor(t, "the real announcement accepted during the flood", func() bool {
+		if _, ok, _ := b.livePeer(y.PeerID()); ok {
+			return true
+		}
+		real.send(annSpec{id: y, instance: instanceID(2), at: time.Now()}.datagram(t))
+		time.Sleep(10 * time.Millisecond)
+		return false
+	})
+	<-flooded
+	// Let the flood drain through the queue, then bound the work it caused.
+	waitFor(t, "flood drained", func() bool { return len(b.conn.Recv()) == 0 })
+	elapsed := time.Since(began).Seconds()
+	st := b.Stats()
+	if limit := DefaultSourceBurst + DefaultSourceRate*elapsed + 1; float64(st.BadSignature) > limit {
+		t.Fatalf("%d signature checks for the flood in %.2fs; the bucket allows %.0f", st.BadSignature, elapsed, limit)
+	}
+	if st.RateLimited == 0 {
+		t.Fatalf("nothing rate limited: %+v", st)
+	}
+	t.Logf("in %.2fs: %d rate limited, %d checked and refused, %d dropped by the lagging queue", elapsed, st.RateLimited, st.BadSignature, st.QueueFull)
+	accounted(t, st)
+}
+
+// TestDefaultInterfaces: what --iface means when it is not given: up,
+// multicast-capable interfaces, never loopback or point-to-point.
+func TestDefaultInterfaces(t *testing.T) {
+	names, err := DefaultInterfaces()
+	if err != nil {
+		// Only possible on a machine with no such interface; say so.
+		if !strings.Contains(err.Error(), "--iface") {
+			t.Fatalf("error does not say what to do: %v", err)
+		}
+		return
+	}
+	for _, n := range names {
+		i, err := net.InterfaceByName(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagMulticast == 0 || i.Flags&(net.FlagLoopback|net.FlagPointToPoint) != 0 {
+			t.Errorf("%s (%v) is not a default interface", n, i.Flags)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
 	"time"
@@ -9,10 +10,13 @@ import (
 	"github.com/lanpeer/lanpeer/multicast"
 )
 
-// FuzzHandle feeds arbitrary datagrams to a Service (passive, not running:
-// handle needs no socket). Whatever arrives, nothing panics, every datagram
-// is counted exactly once, and what reaches the cache is within bounds.
-func FuzzHandle(f *testing.F) {
+// FuzzAnnounce feeds arbitrary datagrams to a Service (passive, not
+// running: handle needs no socket). Whatever arrives, nothing panics, every
+// datagram is counted exactly once, what reaches the cache is within
+// bounds, and only the one correctly signed datagram is ever accepted:
+// every byte of an announcement is either checked or signed, and Ed25519
+// signatures are not malleable.
+func FuzzAnnounce(f *testing.F) {
 	id := ed25519ID(f)
 	now := time.UnixMilli(1764036000000)
 	good := annSpec{id: id, instance: instanceID(3), name: "seed", at: now,
@@ -36,6 +40,9 @@ func FuzzHandle(f *testing.F) {
 		accounted(t, st)
 		if st.Received != 2 || st.Accepted > 1 {
 			t.Fatalf("%+v", st)
+		}
+		if st.Accepted > 0 && !bytes.Equal(data, good) {
+			t.Fatalf("accepted a datagram that is not the signed one: %x", data)
 		}
 		for _, p := range s.Peers() {
 			if len(p.TCPAddrs) > MaxAddrs || len(p.HTTPAddrs) > MaxAddrs || !validName(p.Name) {

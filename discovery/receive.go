@@ -12,38 +12,42 @@ import (
 // handle processes one datagram and counts it once; it reports whether a
 // new peer (or a new instance of a known one) was accepted.
 func (s *Service) handle(d multicast.Datagram) bool {
-	v, peer, fresh := s.judge(d)
+	now := s.cfg.Now()
+	v, peer, a := s.judge(d, now)
+	// Counted before it is stored, so whoever sees the entry sees the count.
 	s.st.mu.Lock()
 	s.st.received++
 	s.st.verdicts[v]++
 	s.st.mu.Unlock()
-	if v != verdictAccepted && v != verdictQuery && v != dropSelf && v != dropDuplicate {
+	if v == verdictAccepted {
+		return s.commit(a, d, now)
+	}
+	if v != verdictQuery && v != dropSelf && v != dropDuplicate {
 		if peer != nil {
 			s.log.Debug("discovery: dropped", "class", v.String(), "from", d.From, "interface", d.Interface, "peer", *peer)
 		} else {
 			s.log.Debug("discovery: dropped", "class", v.String(), "from", d.From, "interface", d.Interface)
 		}
 	}
-	return fresh
+	return false
 }
 
-// judge decides what becomes of a datagram (and acts on it): the verdict,
-// the peer it claims to be from once that is known, and whether it
-// brought a new peer.
-func (s *Service) judge(d multicast.Datagram) (verdict, *cryptosuite.PeerID, bool) {
-	now := s.cfg.Now()
+// judge decides what becomes of a datagram: the verdict, the peer it
+// claims to be from once that is known, and, when accepted, the verified
+// announcement to store. A query's answer is scheduled here.
+func (s *Service) judge(d multicast.Datagram, now time.Time) (verdict, *cryptosuite.PeerID, *announcement) {
 	if d.Truncated {
-		return dropOversized, nil, false
+		return dropOversized, nil, nil
 	}
 	if !s.lim.allow(d.From.Addr(), now) {
-		return dropRateLimited, nil, false
+		return dropRateLimited, nil, nil
 	}
 	typ, v := classify(d.Data)
 	if v != dropNone {
-		return v, nil, false
+		return v, nil, nil
 	}
 	if typ == typeQuery {
-		return s.onQuery(d), nil, false
+		return s.onQuery(d), nil, nil
 	}
 	return s.onAnnounce(d, now)
 }
@@ -83,18 +87,18 @@ func (s *Service) onQuery(d multicast.Datagram) verdict {
 
 // onAnnounce runs the checks from cheapest to dearest; nothing is stored
 // before the signature verifies, and the blob is parsed in full only after.
-func (s *Service) onAnnounce(d multicast.Datagram, now time.Time) (verdict, *cryptosuite.PeerID, bool) {
+func (s *Service) onAnnounce(d multicast.Datagram, now time.Time) (verdict, *cryptosuite.PeerID, *announcement) {
 	env, pk, v := inspect(d.Data)
 	if v != dropNone {
-		return v, nil, false
+		return v, nil, nil
 	}
 	if s.Announcing() && pk.peer == s.own {
-		return dropSelf, nil, false
+		return dropSelf, nil, nil
 	}
 	// A timestamp past int64 reads as negative: stale.
 	ts := time.UnixMilli(int64(pk.millis))
 	if pk.millis > 1<<62 || ts.Before(now.Add(-s.window)) || ts.After(now.Add(s.cfg.Limits.MaxClockSkew)) {
-		return dropStale, &pk.peer, false
+		return dropStale, &pk.peer, nil
 	}
 
 	s.mu.Lock()
@@ -119,12 +123,12 @@ func (s *Service) onAnnounce(d multicast.Datagram, now time.Time) (verdict, *cry
 	}
 	s.mu.Unlock()
 	if judged != dropNone {
-		return judged, &pk.peer, false
+		return judged, &pk.peer, nil
 	}
 
 	a, v := verify(env, pk)
 	if v != dropNone {
-		return v, &pk.peer, false
+		return v, &pk.peer, nil
 	}
-	return verdictAccepted, &pk.peer, s.commit(a, d, now)
+	return verdictAccepted, &pk.peer, a
 }
