@@ -213,3 +213,15 @@ func RoomMessage(h *RoomMessageHeader, box []byte) []byte {
 func RoomLeave(room [16]byte, member [32]byte, epoch, timeMillis uint64) []byte {
 	return New(LabelRoomLeave).Bytes(room[:]).Bytes(member[:]).Uint64(epoch).Uint64(timeMillis).Out()
 }
+
+// Announce is the layout a peer signs (label LabelAnnounce) to announce
+// itself on the LAN: its peer ID, the random instance id of the running
+// process, its TCP addresses and its HTTP addresses (each a list of 18-byte
+// elements: the 16-byte IPv6 or IPv4-mapped address, then the 2-byte
+// big-endian port), its display name (UTF-8), its announcement interval in
+// milliseconds (receivers expire it after three) and the time it signed, in
+// Unix milliseconds.
+func Announce(peer [32]byte, instance [16]byte, tcp, http [][]byte, name string, intervalMillis, timeMillis uint64) []byte {
+	return New(LabelAnnounce).Bytes(peer[:]).Bytes(instance[:]).List(tcp...).List(http...).String(name).
+		Uint64(intervalMillis).Uint64(timeMillis).Out()
+}
