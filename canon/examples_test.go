@@ -91,6 +91,11 @@ func examples() []example {
 			RoomMessage(&msg, seq(8, 0x30))},
 		{"room leave request (signed by the member's identity key)", LabelRoomLeave, true,
 			RoomLeave(room, sender, 2, 1764036120000)},
+		{"directory record (signed by the peer's identity key)", LabelDirectoryRecord, true,
+			DirectoryRecord(&DirectoryRecordFields{
+				Peer: member, IdentityKey: seq(44, 0x30), TCPAddrs: []string{"192.0.2.7:7450", "[2001:db8::7]:7450"},
+				HTTPAddrs: []string{"192.0.2.7:7451"}, IssuedMillis: 1764036000000, ExpiresMillis: 1764039600000,
+			})},
 	}
 }
 
