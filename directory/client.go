@@ -53,7 +53,7 @@ type APIError struct {
 
 // Error quotes the directory's words: they are not this program's.
 func (e *APIError) Error() string {
-	return fmt.Sprintf("directory: server answered %d %s: %q", e.Status, e.Code, e.Message)
+	return fmt.Sprintf("directory: server answered %d %q: %q", e.Status, e.Code, e.Message)
 }
 
 // Is maps statuses to the sentinels.
