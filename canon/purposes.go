@@ -225,3 +225,32 @@ func Announce(peer [32]byte, instance [16]byte, tcp, http [][]byte, name string,
 	return New(LabelAnnounce).Bytes(peer[:]).Bytes(instance[:]).List(tcp...).List(http...).String(name).
 		Uint64(intervalMillis).Uint64(timeMillis).Out()
 }
+
+// DirectoryRecordFields are the fields of a directory record (DESIGN.md §8),
+// signed under LabelDirectoryRecord by the peer's identity key. Peer is the
+// SHA-256 of IdentityKey, so anyone holding the record can verify it without
+// knowing the key beforehand.
+type DirectoryRecordFields struct {
+	Peer          [32]byte
+	IdentityKey   []byte   // SPKI DER
+	TCPAddrs      []string // "host:port", in the peer's order of preference
+	HTTPAddrs     []string // "host:port" of the peer's HTTP shim
+	IssuedMillis  uint64
+	ExpiresMillis uint64
+}
+
+// DirectoryRecord is the layout of a directory record: peer ID, identity
+// key, TCP address list, HTTP address list, issued, expires. Each address
+// list is one list field whose elements are the addresses' bytes.
+func DirectoryRecord(f *DirectoryRecordFields) []byte {
+	tcp := make([][]byte, len(f.TCPAddrs))
+	for i, a := range f.TCPAddrs {
+		tcp[i] = []byte(a)
+	}
+	web := make([][]byte, len(f.HTTPAddrs))
+	for i, a := range f.HTTPAddrs {
+		web[i] = []byte(a)
+	}
+	return New(LabelDirectoryRecord).Bytes(f.Peer[:]).Bytes(f.IdentityKey).List(tcp...).List(web...).
+		Uint64(f.IssuedMillis).Uint64(f.ExpiresMillis).Out()
+}

@@ -101,6 +101,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			initCommand(),
 			idCommand(),
+			directoryCommand(),
 			completionCommand(),
 			helpCommand(),
 		},

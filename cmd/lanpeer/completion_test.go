@@ -15,7 +15,7 @@ func TestCompletionCandidates(t *testing.T) {
 		line string // words typed; the scripts add the current word only if it starts with '-'
 		want string
 	}{
-		{"", "init id completion help"},
+		{"", "init id directory completion help"},
 		{"init", ""},
 		{"init -", "--home --key --force --help -h"},
 		{"init --k", "--key"},
@@ -27,7 +27,7 @@ func TestCompletionCandidates(t *testing.T) {
 		{"id -", "--home --create --key --help -h"},
 		{"completion", "bash fish zsh"},
 		{"completion bash", ""},
-		{"help", "init id completion help"},
+		{"help", "init id directory completion help"},
 		{"help init", ""},
 		{"-", "--help -h"},
 	} {
@@ -74,7 +74,7 @@ func shellComplete(t *testing.T, shell, script, line string) string {
 }
 
 var shellCases = []struct{ line, want string }{
-	{"lanpeer ", "completion help id init"},
+	{"lanpeer ", "completion directory help id init"},
 	{"lanpeer i", "id init"},
 	{"lanpeer init --", "--force --help --home --key"},
 	{"lanpeer init --key ", "ed25519 rsa-2048 rsa-3072 rsa-4096"},
@@ -166,7 +166,7 @@ CURRENT=${#words}
 _lanpeer
 print -l -- $got`
 	for _, c := range []struct{ line, want string }{
-		{"lanpeer ", "completion help id init"},
+		{"lanpeer ", "completion directory help id init"},
 		{"lanpeer init --", "--force --help --home --key -h"}, // zsh would drop -h
 		{"lanpeer init --key ", "ed25519 rsa-2048 rsa-3072 rsa-4096"},
 		{"lanpeer id --home ", "FILES"},
