@@ -11,7 +11,7 @@ BENCHTIME ?= 1s
 # make test fuzzes these targets live (at most 5), LIVE_FUZZTIME each, after
 # running every fuzz target over its seed corpus as a plain test. Each entry is
 # PACKAGE:FuzzName; an entry that names no existing target fails the build.
-LIVE_FUZZ     ?= ./framing:FuzzReadFrame ./wire:FuzzDecode ./session:FuzzParseKnownPeers
+LIVE_FUZZ     ?= ./framing:FuzzReadFrame ./wire:FuzzDecode ./session:FuzzParseKnownPeers ./discovery:FuzzAnnounce
 LIVE_FUZZTIME ?= 2s
 
 # The MongoDB-wire server the store/mongo tests run against: FerretDB with
