@@ -832,3 +832,39 @@ func TestRequestFrameClass(t *testing.T) {
 		t.Fatalf("a commit over the host's request frame: %v", err)
 	}
 }
+
+// TestWireBoundsMatchRoom: the wire's bounds of the room objects are
+// package room's and the store's, and the request class fits what it must
+// carry.
+func TestWireBoundsMatchRoom(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		wire, want int
+	}{
+		{"RoomIDSize", wire.RoomIDSize, room.RoomIDSize},
+		{"HashSize", wire.HashSize, room.HashSize},
+		{"MaxRoomNameSize", wire.MaxRoomNameSize, room.MaxNameSize},
+		{"MaxKeyPackageBlob", wire.MaxKeyPackageBlob, room.MaxKeyPackageBlob},
+		{"MaxWrappedKeyBlob", wire.MaxWrappedKeyBlob, room.MaxWrappedKeyBlob},
+		{"MaxMessageBlob", wire.MaxMessageBlob, room.MaxMessageBlob},
+		{"MaxLeaveBlob", wire.MaxLeaveBlob, room.MaxLeaveBlob},
+		{"MaxCommitBlob", wire.MaxCommitBlob, store.MaxCommitSize},
+		{"MaxListLimit", wire.MaxListLimit, store.MaxListLimit},
+	} {
+		if c.wire != c.want {
+			t.Errorf("wire.%s = %d, want %d", c.name, c.wire, c.want)
+		}
+	}
+	if room.MaxCommitBlob(store.MaxMembers) > wire.MaxCommitBlob {
+		t.Error("a commit of the store's largest room does not fit wire.MaxCommitBlob")
+	}
+	if wire.MaxCommitBlob+64 > replyBudget || replyBudget != 2031616 {
+		t.Errorf("reply budget %d (PROTOCOL.md §18.5 says 2031616) does not hold a commit", replyBudget)
+	}
+	if wire.MaxMessageBlob+64 > framing.MaxControlFrame {
+		t.Error("a message push does not fit a control frame")
+	}
+	if DefaultMaxRequestFrame < room.MaxCommitBlob(room.DefaultMaxMembers)+64 || DefaultMaxRequestFrame != 131072 {
+		t.Errorf("DefaultMaxRequestFrame %d", DefaultMaxRequestFrame)
+	}
+}
