@@ -1,6 +1,6 @@
 // Package discovery finds lanpeer peers on the LAN: signed announcements
 // and queries on a UDP multicast group, answered by unicast (DESIGN.md §8;
-// the byte layout, timers, limits and counters are docs/PROTOCOL.md §18).
+// the byte layout, timers, limits and counters are docs/PROTOCOL.md §19).
 // It owns the datagram format, the signatures, the cache and the timers;
 // package multicast below it only moves datagrams.
 //

@@ -39,7 +39,7 @@ func protocolSection(t *testing.T, title string) [][]string {
 	return rows[1:] // without the header row
 }
 
-// TestDocLimits: §18.7 lists exactly these limits and timers, with the
+// TestDocLimits: §19.7 lists exactly these limits and timers, with the
 // values in code.
 func TestDocLimits(t *testing.T) {
 	d := func(v time.Duration) string { return v.String() }
@@ -57,25 +57,25 @@ func TestDocLimits(t *testing.T) {
 		"DefaultMaxSources": n(DefaultMaxSources),
 	}
 	seen := map[string]bool{}
-	for _, r := range protocolSection(t, "18.7 Limits and timers") {
+	for _, r := range protocolSection(t, "19.7 Limits and timers") {
 		w, ok := want[r[0]]
 		if !ok {
-			t.Errorf("PROTOCOL.md §18.7 lists unknown %s", r[0])
+			t.Errorf("PROTOCOL.md §19.7 lists unknown %s", r[0])
 		} else if r[1] != w {
-			t.Errorf("PROTOCOL.md §18.7: %s = %s, code says %s", r[0], r[1], w)
+			t.Errorf("PROTOCOL.md §19.7: %s = %s, code says %s", r[0], r[1], w)
 		}
 		seen[r[0]] = true
 	}
 	for k := range want {
 		if !seen[k] {
-			t.Errorf("PROTOCOL.md §18.7 lacks %s", k)
+			t.Errorf("PROTOCOL.md §19.7 lacks %s", k)
 		}
 	}
 }
 
-// TestDocLayout: the field bounds of §18.3 and §18.4 are the code's.
+// TestDocLayout: the field bounds of §19.3 and §19.4 are the code's.
 func TestDocLayout(t *testing.T) {
-	env := protocolSection(t, "18.3 Announcement")
+	env := protocolSection(t, "19.3 Announcement")
 	want := [][2]string{
 		{"key", "1.." + strconv.Itoa(MaxSPKISize)},
 		{"blob", strconv.Itoa(minBlobSize) + ".." + strconv.Itoa(MaxBlobSize)},
@@ -83,20 +83,20 @@ func TestDocLayout(t *testing.T) {
 	}
 	for i, w := range want {
 		if env[i][0] != w[0] || env[i][1] != w[1] {
-			t.Errorf("PROTOCOL.md §18.3 row %d: %s %s, code says %s %s", i, env[i][0], env[i][1], w[0], w[1])
+			t.Errorf("PROTOCOL.md §19.3 row %d: %s %s, code says %s %s", i, env[i][0], env[i][1], w[0], w[1])
 		}
 	}
-	q := protocolSection(t, "18.4 Query")
+	q := protocolSection(t, "19.4 Query")
 	if q[2][0] != "38" || q[2][1] != strconv.Itoa(QuerySize-HeaderSize-32) {
-		t.Errorf("PROTOCOL.md §18.4 padding row %v, code says 38 and %d", q[2], QuerySize-HeaderSize-32)
+		t.Errorf("PROTOCOL.md §19.4 padding row %v, code says 38 and %d", q[2], QuerySize-HeaderSize-32)
 	}
 }
 
-// TestDocCounters: §18.8 names every counter of the Stats invariant, as
+// TestDocCounters: §19.8 names every counter of the Stats invariant, as
 // Stats spells it, and nothing else.
 func TestDocCounters(t *testing.T) {
 	var got []string
-	for _, r := range protocolSection(t, "18.8 Counters") {
+	for _, r := range protocolSection(t, "19.8 Counters") {
 		got = append(got, r[0])
 	}
 	want := []string{"Received", "Accepted", "Queries"}
@@ -104,12 +104,12 @@ func TestDocCounters(t *testing.T) {
 		want = append(want, camel(v.String()))
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("PROTOCOL.md §18.8 lists %q, want %q", got, want)
+		t.Errorf("PROTOCOL.md §19.8 lists %q, want %q", got, want)
 	}
 	st := reflect.TypeOf(Stats{})
 	for _, name := range want {
 		if _, ok := st.FieldByName(name); !ok {
-			t.Errorf("PROTOCOL.md §18.8 lists %s, which Stats lacks", name)
+			t.Errorf("PROTOCOL.md §19.8 lists %s, which Stats lacks", name)
 		}
 	}
 }

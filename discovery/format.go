@@ -13,7 +13,7 @@ import (
 	"github.com/lanpeer/lanpeer/cryptosuite"
 )
 
-// Datagram format (docs/PROTOCOL.md §18). Every size below is derived from
+// Datagram format (docs/PROTOCOL.md §19). Every size below is derived from
 // the ones before it, so the bound on an answer and the size of a query
 // cannot drift apart.
 const (

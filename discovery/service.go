@@ -18,7 +18,7 @@ import (
 	"github.com/lanpeer/lanpeer/multicast"
 )
 
-// Defaults, timers and limits (docs/PROTOCOL.md §18.7).
+// Defaults, timers and limits (docs/PROTOCOL.md §19.7).
 const (
 	// DefaultGroupIPv4 is the IPv4 group, in the IPv4 Local Scope
 	// 239.255.0.0/16 (RFC 2365); "LP" is 76.80.

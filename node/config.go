@@ -11,6 +11,7 @@ import (
 	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/framing"
 	"github.com/lanpeer/lanpeer/session"
+	"github.com/lanpeer/lanpeer/wire"
 )
 
 // Defaults of the limits (docs/PROTOCOL.md, "17.8 Limits"). A zero field of
@@ -26,6 +27,7 @@ const (
 	DefaultMaxSessionsPerAddr   = 64
 	DefaultMaxStreams           = session.DefaultMaxStreams
 	DefaultMaxControlFrame      = framing.MaxControlFrame
+	DefaultMaxRequestFrame      = 128 << 10 // fits a commit of 1,000 members (docs/PROTOCOL.md §18.1)
 	DefaultDrainTimeout         = 5 * time.Second
 	DefaultKeepAliveInterval    = 30 * time.Second
 	DefaultWriteTimeout         = 10 * time.Second
@@ -145,6 +147,13 @@ type Config struct {
 	// (at most framing.MaxFrameCeiling). The listening side states it
 	// in Ready, rounded down to KiB.
 	MaxControlFrame int
+	// MaxRequestFrame bounds a frame on a request stream the other side
+	// opened, in bytes (at most wire.MaxRequestFrame): the request class,
+	// whose frames carry commits. The opener writes up to
+	// wire.MaxRequestFrame and learns of a lower bound from the Error
+	// too-large; replies on request streams may be up to
+	// wire.MaxRequestFrame.
+	MaxRequestFrame int
 	// DrainTimeout bounds how long Close waits for handlers to return
 	// before it closes the sessions under them.
 	DrainTimeout time.Duration
@@ -175,6 +184,7 @@ type limits struct {
 	maxPerAddr           int // 0: off
 	maxStreams           int
 	maxControlFrame      int
+	maxRequestFrame      int
 	drainTimeout         time.Duration
 	keepAlive            time.Duration
 	writeTimeout         time.Duration
@@ -262,6 +272,12 @@ func (c *Config) resolve() (limits, error) {
 	}
 	if l.maxControlFrame < 1024 || l.maxControlFrame > framing.MaxFrameCeiling {
 		return l, configErr("max control frame %d outside [1024, %d]", l.maxControlFrame, framing.MaxFrameCeiling)
+	}
+	if l.maxRequestFrame, err = count("max request frame", c.MaxRequestFrame, DefaultMaxRequestFrame, false); err != nil {
+		return l, err
+	}
+	if l.maxRequestFrame < 1024 || l.maxRequestFrame > wire.MaxRequestFrame {
+		return l, configErr("max request frame %d outside [1024, %d]", l.maxRequestFrame, wire.MaxRequestFrame)
 	}
 	// A stream this side closed waits this long for the peer's close
 	// before yamux resets it; a stream this side opened waits this long

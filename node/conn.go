@@ -193,7 +193,8 @@ func (c *Conn) OpenStream(ctx context.Context, kind StreamKind) (*Stream, error)
 		c.mu.Unlock()
 		return nil, fmt.Errorf("node: opening a stream: %w", err)
 	}
-	s := c.newStream(ys, kind, false, framing.NewReader(ys, c.frameIn))
+	in, _ := c.frameLimits(kind, false)
+	s := c.newStream(ys, kind, false, framing.NewReader(ys, in))
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ys.SetWriteDeadline(dl)
 	}
@@ -206,8 +207,23 @@ func (c *Conn) OpenStream(ctx context.Context, kind StreamKind) (*Stream, error)
 	return s, nil
 }
 
+// frameLimits returns the largest frame this side reads and writes on a
+// stream of kind: request streams are of the request class (frames of up
+// to wire.MaxRequestFrame, of which the acceptor reads at most its
+// Config.MaxRequestFrame), every other stream of the control class.
+func (c *Conn) frameLimits(kind StreamKind, incoming bool) (in, out int) {
+	switch {
+	case kind != KindRequest:
+		return c.frameIn, c.frameOut
+	case incoming:
+		return c.lim.maxRequestFrame, wire.MaxRequestFrame
+	}
+	return wire.MaxRequestFrame, wire.MaxRequestFrame
+}
+
 func (c *Conn) newStream(ys *yamux.Stream, kind StreamKind, incoming bool, r *framing.Reader) *Stream {
-	s := &Stream{conn: c, ys: ys, kind: kind, incoming: incoming, r: r, w: framing.NewWriter(ys, c.frameOut)}
+	_, out := c.frameLimits(kind, incoming)
+	s := &Stream{conn: c, ys: ys, kind: kind, incoming: incoming, r: r, w: framing.NewWriter(ys, out)}
 	c.mu.Lock()
 	c.streams[s] = struct{}{}
 	draining := c.draining
@@ -322,6 +338,12 @@ func (c *Conn) serveStream(ys *yamux.Stream) {
 	case h == nil:
 		c.stats.unknownKinds.Add(1)
 		err, code = fmt.Errorf("%w: %v", ErrUnknownKind, kind), wire.CodeProtocol
+	}
+	if err == nil && kind == KindRequest {
+		// The StreamOpen was the control class's; the rest is the request
+		// class's. framing.Reader reads no further than a frame.
+		in, _ := c.frameLimits(kind, true)
+		r = framing.NewReader(ys, in)
 	}
 	s := c.newStream(ys, kind, true, r)
 	defer s.Close()

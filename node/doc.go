@@ -66,6 +66,22 @@
 // [Stream.ReadFrame] and [Stream.WriteFrame] move frame payloads, each
 // one wire message (wire.Encode, wire.Decode).
 //
+// # Rooms
+//
+// A [Service] is the one place where room operations happen (DESIGN.md
+// §1; docs/PROTOCOL.md, "18. Room operations"): it applies room.Host's
+// rules over a store.Store, with the caller each front end authenticated,
+// and pushes what changed to connected members. [Service.Configure] makes
+// a Config serve it: the [KindRequest] handler, OnSession for pushes on
+// [KindNotify] streams, and a request frame that fits a commit.
+//
+//	svc, err := node.NewService(node.ServiceConfig{Store: st})
+//	svc.Configure(cfg)           // before node.Listen(addr, cfg)
+//	defer svc.Close()
+//
+// The dialing side uses a [RoomClient] for the requests and a [Pushes]
+// handler for the notify streams.
+//
 // # Flags
 //
 // Every limit is a [Config] field whose zero value is the default; the
@@ -83,6 +99,7 @@
 //	--max-sessions-per-addr N   MaxSessionsPerAddr     (64; negative: off)
 //	--max-streams N             MaxStreams             (64)
 //	--max-frame BYTES           MaxControlFrame        (65536)
+//	--max-request-frame BYTES   MaxRequestFrame        (131072; Service.Configure raises it to fit a commit)
 //	--drain-timeout D           DrainTimeout           (5s)
 //
 // A "remote address" is an IPv4 address or an IPv6 /64. [Server.Stats]

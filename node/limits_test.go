@@ -300,37 +300,58 @@ func TestStreamFlood(t *testing.T) {
 }
 
 // TestOversizedStreamFrame: a frame above the stream class's maximum is
-// refused with too-large; the stream closes, the session goes on.
+// refused with too-large; the stream closes, the session goes on. The
+// control class's maximum is stated in Ready and kept by the opener; the
+// request class's is the acceptor's own (docs/PROTOCOL.md §18.1).
 func TestOversizedStreamFrame(t *testing.T) {
 	scfg := serverConfig(identity(t, "ed-s"))
 	scfg.MaxControlFrame = 4096
+	scfg.MaxRequestFrame = 4096
+	scfg.Handlers[KindDirect] = echoHandler
 	srv := startServer(t, scfg)
 	ccfg := clientConfig(identity(t, "ed-a"))
 	ccfg.MaxControlFrame = 8192
 	c := mustDial(t, pinned(srv), ccfg)
+	refused := func(s *Stream) {
+		t.Helper()
+		s.SetDeadline(time.Now().Add(hang))
+		_, err := s.ReadFrame()
+		var se *StreamError
+		if !errors.As(err, &se) || se.Code != wire.CodeTooLarge {
+			t.Fatalf("read: %v, want too-large", err)
+		}
+	}
+
+	d, err := c.OpenStream(context.Background(), KindDirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// The client keeps to the stated maximum by itself...
+	var tooLarge *framing.FrameTooLargeError
+	if err := d.WriteFrame(make([]byte, 4097)); !errors.As(err, &tooLarge) {
+		t.Fatalf("write: %v, want a *framing.FrameTooLargeError", err)
+	}
+	// ...and one that does not is refused.
+	d.w = framing.NewWriter(d.ys, 8192)
+	if err := d.WriteFrame(make([]byte, 4097)); err != nil {
+		t.Fatal(err)
+	}
+	refused(d)
+
+	// A request stream's frames may be larger than a control frame; the
+	// server refuses those above its own maximum.
 	s, err := c.OpenStream(context.Background(), kindEcho)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// The client keeps to the stated maximum by itself...
-	var tooLarge *framing.FrameTooLargeError
-	if err := s.WriteFrame(make([]byte, 4097)); !errors.As(err, &tooLarge) {
-		t.Fatalf("write: %v, want a *framing.FrameTooLargeError", err)
-	}
-	// ...and one that does not is refused.
-	s.w = framing.NewWriter(s.ys, 8192)
 	if err := s.WriteFrame(make([]byte, 4097)); err != nil {
 		t.Fatal(err)
 	}
-	s.SetDeadline(time.Now().Add(hang))
-	_, err = s.ReadFrame()
-	var se *StreamError
-	if !errors.As(err, &se) || se.Code != wire.CodeTooLarge {
-		t.Fatalf("read: %v, want too-large", err)
-	}
+	refused(s)
 	echo(t, c, "session goes on")
-	if st := srv.Stats(); st.OversizedStreams != 1 {
+	if st := srv.Stats(); st.OversizedStreams != 2 {
 		t.Fatalf("OversizedStreams = %d", st.OversizedStreams)
 	}
 }

@@ -42,6 +42,13 @@
 // changes in the master's own state until it applies its proposal as every
 // member does, once the host has accepted it.
 //
-// room imports canon and cryptosuite only; it never imports wire, node,
-// store or session.
+// # Host
+//
+// [Host] is the hosting peer's side: the rules it applies, over a
+// store.Store, to the objects members and masters hand it (who may do
+// what, which commits, wrapped keys and messages it accepts). It
+// verifies every object it stores, but a member never believes it alone.
+//
+// room imports canon, cryptosuite and store (for the Host) only; it never
+// imports wire, node or session.
 package room

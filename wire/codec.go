@@ -11,8 +11,9 @@ import (
 
 // Message is one protocol message: [*Hello], [*HelloReply], [*Finished],
 // [*Ready], [*StreamOpen], [*DirectMessage], [*RekeyInit], [*RekeyReply],
-// [*RekeyConfirm], [*RekeyRequest] or [*Error]. The interface is sealed;
-// only this package's structs implement it.
+// [*RekeyConfirm], [*RekeyRequest], [*Error], or one of the room
+// operations' requests, replies and pushes (room.go). The interface is
+// sealed; only this package's structs implement it.
 type Message interface {
 	// Type returns the message's type number.
 	Type() Type
@@ -113,7 +114,12 @@ func Decode(payload []byte) (Message, error) {
 		e := new(Error)
 		m, dec = e, e
 	default:
-		return nil, &DecodeError{Type: t, Reason: ErrUnknownType}
+		rt, ok := roomTypes[t]
+		if !ok {
+			return nil, &DecodeError{Type: t, Reason: ErrUnknownType}
+		}
+		m = rt.make()
+		dec = m.(msgpack.CustomDecoder)
 	}
 	r := bytes.NewReader(payload[1:])
 	d := msgpack.GetDecoder()

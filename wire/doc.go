@@ -10,7 +10,8 @@
 // [Decode] are the only entry points; Decode returns a concrete struct
 // per type ([*Hello], [*HelloReply], [*Finished], [*Ready], [*StreamOpen],
 // [*DirectMessage], [*RekeyInit], [*RekeyReply], [*RekeyConfirm],
-// [*RekeyRequest], [*Error]) and never decodes into interface{}.
+// [*RekeyRequest], [*Error], and the room operations' requests, replies
+// and pushes of room.go) and never decodes into interface{}.
 //
 // # Untrusted input
 //

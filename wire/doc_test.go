@@ -33,6 +33,17 @@ var docConstants = map[string]int{
 	"MaxDirectTextSize":    wire.MaxDirectTextSize,
 	"MaxBoxSize":           wire.MaxBoxSize,
 	"MaxSeq":               wire.MaxSeq,
+	"MaxRequestFrame":      wire.MaxRequestFrame,
+	"RoomIDSize":           wire.RoomIDSize,
+	"HashSize":             wire.HashSize,
+	"MaxRoomNameSize":      wire.MaxRoomNameSize,
+	"MaxKeyPackageBlob":    wire.MaxKeyPackageBlob,
+	"MaxWrappedKeyBlob":    wire.MaxWrappedKeyBlob,
+	"MaxMessageBlob":       wire.MaxMessageBlob,
+	"MaxLeaveBlob":         wire.MaxLeaveBlob,
+	"MaxCommitBlob":        wire.MaxCommitBlob,
+	"MaxListLimit":         wire.MaxListLimit,
+	"MaxInfoMembers":       wire.MaxInfoMembers,
 }
 
 // docSections splits docs/PROTOCOL.md into its sections by heading
@@ -107,8 +118,12 @@ func TestDocMessageTypes(t *testing.T) {
 		}
 		names = append(names, r[1])
 	}
-	if want := []string{"Hello", "HelloReply", "Finished", "Ready", "StreamOpen", "DirectMessage",
-		"RekeyInit", "RekeyReply", "RekeyConfirm", "RekeyRequest", "Error"}; !reflect.DeepEqual(names, want) {
+	want := []string{"Hello", "HelloReply", "Finished", "Ready", "StreamOpen", "DirectMessage",
+		"RekeyInit", "RekeyReply", "RekeyConfirm", "RekeyRequest"}
+	for _, s := range roomSamples() {
+		want = append(want, s.name)
+	}
+	if want = append(want, "Error"); !reflect.DeepEqual(names, want) {
 		t.Errorf("PROTOCOL.md lists types %q, want %q", names, want)
 	}
 }
@@ -159,23 +174,39 @@ func TestDocStreamKinds(t *testing.T) {
 }
 
 func TestDocFieldTables(t *testing.T) {
-	_, rows := docSections(t)
+	text, rows := docSections(t)
 	kinds := map[string]reflect.Type{
-		"uint16":         reflect.TypeOf(uint16(0)),
-		"uint32":         reflect.TypeOf(uint32(0)),
-		"uint53":         reflect.TypeOf(uint64(0)),
-		"int64":          reflect.TypeOf(int64(0)),
-		"bytes":          reflect.TypeOf([]byte(nil)),
-		"list of uint16": reflect.TypeOf([]uint16(nil)),
-		"text":           reflect.TypeOf(""),
+		"uint16":                reflect.TypeOf(uint16(0)),
+		"uint32":                reflect.TypeOf(uint32(0)),
+		"uint53":                reflect.TypeOf(uint64(0)),
+		"int64":                 reflect.TypeOf(int64(0)),
+		"bytes":                 reflect.TypeOf([]byte(nil)),
+		"list of uint16":        reflect.TypeOf([]uint16(nil)),
+		"text":                  reflect.TypeOf(""),
+		"bool":                  reflect.TypeOf(false),
+		"list of bytes":         reflect.TypeOf([][]byte(nil)),
+		"list of RoomEntry":     reflect.TypeOf([]wire.RoomEntry(nil)),
+		"list of MemberEntry":   reflect.TypeOf([]wire.MemberEntry(nil)),
+		"list of StoredMessage": reflect.TypeOf([]wire.StoredMessage(nil)),
 	}
-	for section, v := range map[string]any{
+	sections := map[string]any{
 		"Hello": wire.Hello{}, "HelloReply": wire.HelloReply{}, "Finished": wire.Finished{}, "Ready": wire.Ready{}, "9. Error": wire.Error{},
 		"StreamOpen": wire.StreamOpen{}, "DirectMessage": wire.DirectMessage{}, "RekeyInit": wire.RekeyInit{},
 		"RekeyReply": wire.RekeyReply{}, "RekeyConfirm": wire.RekeyConfirm{}, "RekeyRequest": wire.RekeyRequest{},
-	} {
+		"RoomEntry": wire.RoomEntry{}, "MemberEntry": wire.MemberEntry{}, "StoredMessage": wire.StoredMessage{},
+	}
+	for _, s := range roomSamples() {
+		sections[s.name] = reflect.ValueOf(s.m).Elem().Interface()
+	}
+	for section, v := range sections {
 		typ := reflect.TypeOf(v)
 		table := rows[section]
+		if typ.NumField() == 0 {
+			if len(table) != 0 || !strings.Contains(text, "#### "+section+"\n") {
+				t.Errorf("PROTOCOL.md: %s has no fields: want its heading and no table", section)
+			}
+			continue
+		}
 		if len(table) == 0 || table[0][0] != "Key" {
 			t.Errorf("PROTOCOL.md: no field table under %q", section)
 			continue
@@ -194,5 +225,25 @@ func TestDocFieldTables(t *testing.T) {
 				t.Errorf("PROTOCOL.md: %s.%s is %q, code has %v", section, f.Name, r[2], f.Type)
 			}
 		}
+	}
+}
+
+// TestDocRoomReasons: the reasons table of §18.4 lists every reason with
+// the name, code and fixed text the code gives it.
+func TestDocRoomReasons(t *testing.T) {
+	_, rows := docSections(t)
+	reasons := rows["Reasons"]
+	if len(reasons) == 0 {
+		t.Fatal("PROTOCOL.md has no reasons table")
+	}
+	for _, r := range reasons[1:] {
+		n, _ := strconv.Atoi(r[0])
+		rr := wire.RoomReason(n)
+		if rr.String() != unquote(r[1]) || rr.Code().String() != unquote(r[2]) || rr.Text() != r[3] {
+			t.Errorf("PROTOCOL.md: reason %d is %s %s %q; code says %s %s %q", n, r[1], r[2], r[3], rr, rr.Code(), rr.Text())
+		}
+	}
+	if len(reasons)-1 != int(wire.MaxRoomReason) {
+		t.Errorf("PROTOCOL.md lists %d reasons, code defines %d", len(reasons)-1, wire.MaxRoomReason)
 	}
 }

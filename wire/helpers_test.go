@@ -80,11 +80,11 @@ func sampleRekeyRequest() *wire.RekeyRequest { return &wire.RekeyRequest{Epoch: 
 
 // streamSamples are one typical message of every post-handshake type.
 func streamSamples() []namedMessage {
-	return []namedMessage{
+	return append([]namedMessage{
 		{"StreamOpen", sampleStreamOpen()}, {"DirectMessage", sampleDirectMessage()},
 		{"RekeyInit", sampleRekeyInit()}, {"RekeyReply", sampleRekeyReply()},
 		{"RekeyConfirm", sampleRekeyConfirm()}, {"RekeyRequest", sampleRekeyRequest()},
-	}
+	}, roomSamples()...)
 }
 
 type namedMessage struct {
@@ -132,7 +132,7 @@ func samples() []namedMessage {
 	maxInit := &wire.RekeyInit{Epoch: 1<<32 - 1, Share: seq(8, wire.MaxShareSize)}
 	maxRekeyReply := &wire.RekeyReply{Epoch: 1<<32 - 1, Share: seq(9, wire.MaxShareSize), MAC: seq(10, wire.MACSize)}
 
-	return []namedMessage{
+	return append([]namedMessage{
 		{"Hello", sampleHello()},
 		{"Hello/tofu-rsa-min", tofu},
 		{"Hello/max", maxHello},
@@ -160,7 +160,7 @@ func samples() []namedMessage {
 		{"RekeyReply/max", maxRekeyReply},
 		{"RekeyConfirm", sampleRekeyConfirm()},
 		{"RekeyRequest", sampleRekeyRequest()},
-	}
+	}, append(roomSamples(), roomEdgeSamples()...)...)
 }
 
 // realisticHello is an Ed25519 requestor offering x25519 with real key

@@ -108,5 +108,8 @@ func (t Type) String() string {
 	case TypeError:
 		return "Error"
 	}
+	if rt, ok := roomTypes[t]; ok {
+		return rt.name
+	}
 	return fmt.Sprintf("Type(0x%02x)", uint8(t))
 }

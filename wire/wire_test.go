@@ -10,7 +10,6 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/lanpeer/lanpeer/framing"
 	"github.com/lanpeer/lanpeer/wire"
 )
 
@@ -31,8 +30,8 @@ func TestRoundTrip(t *testing.T) {
 			if again := mustEncode(t, got); !bytes.Equal(again, b) {
 				t.Fatal("re-encoding a decoded message gives different bytes")
 			}
-			if len(b) > framing.MaxControlFrame {
-				t.Fatalf("%d-byte payload does not fit a control frame", len(b))
+			if len(b) > maxPayload(s.m.Type()) {
+				t.Fatalf("%d-byte payload does not fit its stream class's frame (%d)", len(b), maxPayload(s.m.Type()))
 			}
 		})
 	}
@@ -86,7 +85,7 @@ type boundCase struct {
 func boundCases() []boundCase {
 	hello := func(f func(*wire.Hello)) wire.Message { h := sampleHello(); f(h); return h }
 	reply := func(f func(*wire.HelloReply)) wire.Message { h := sampleHelloReply(); f(h); return h }
-	return []boundCase{
+	return append([]boundCase{
 		{"Hello version 0", hello(func(h *wire.Hello) { h.Version = 0 }), "v", wire.ErrVersion},
 		{"Hello version 2", hello(func(h *wire.Hello) { h.Version = 2 }), "v", wire.ErrVersion},
 		{"Hello responder 31", hello(func(h *wire.Hello) { h.Responder = seq(0, 31) }), "r", wire.ErrLength},
@@ -159,7 +158,7 @@ func boundCases() []boundCase {
 		{"RekeyConfirm MAC 33", &wire.RekeyConfirm{Epoch: 1, MAC: seq(0, 33)}, "mac", wire.ErrTooLong},
 
 		{"RekeyRequest epoch 0", &wire.RekeyRequest{Epoch: 0}, "e", wire.ErrOutOfRange},
-	}
+	}, roomBoundCases()...)
 }
 
 // TestBounds breaks each bound once and checks all three places that
@@ -260,7 +259,17 @@ func TestDecodeEnvelope(t *testing.T) {
 func TestDecodeEveryPrefixFails(t *testing.T) {
 	for _, s := range samples() {
 		b := mustEncode(t, s.m)
-		for i := 0; i < len(b); i++ {
+		// Every prefix of the first 4 KiB and the last 64 bytes; between
+		// them about 100 prefixes spread evenly (each decode is linear in
+		// what it reads, so all of them would be quadratic).
+		stride := max(1, (len(b)-4096)/100)
+		step := func(i int) int {
+			if i < 4096 || i >= len(b)-64 {
+				return 1
+			}
+			return min(stride, len(b)-64-i)
+		}
+		for i := 0; i < len(b); i += step(i) {
 			m, err := wire.Decode(b[:i])
 			if err == nil || m != nil {
 				t.Fatalf("%s: %d-byte prefix of %d decoded: %v, %v", s.name, i, len(b), m, err)

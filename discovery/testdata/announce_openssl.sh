@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks an announcement example (docs/PROTOCOL.md §18.3) with openssl 3.0,
+# Checks an announcement example (docs/PROTOCOL.md §19.3) with openssl 3.0,
 # printf and xxd only: the datagram is header ‖ len ‖ key ‖ len ‖ blob ‖
 # len ‖ signature, the peer ID is SHA-256 of the key and the blob's first
 # field, and the signature verifies over 64 × 0x20 ‖ label ‖ 00 ‖
