@@ -364,7 +364,7 @@ func (d *dialer) explain(err error, id *cryptosuite.Identity, cfg *node.Config) 
 	case errors.As(err, &notTLS):
 		return fmt.Errorf("%s does not answer with TLS: it may run with --tls=false (then dial with --tls=false too, for debugging only)", t)
 	case cfg.Insecure:
-		return fmt.Errorf("dial %s: %w (this dial runs with --tls=false: the listener must too)", t, err)
+		return fmt.Errorf("%w (this dial runs with --tls=false: the listener must too)", err)
 	}
 	return err
 }
