@@ -471,6 +471,7 @@ func (m *Messenger) readControl(s *Stream) {
 			return // failed meanwhile
 		}
 		var reply wire.Message
+		epoch := m.rekey.Epoch()
 		if err == nil {
 			reply, err = m.rekey.Consume(msg)
 		}
@@ -483,6 +484,9 @@ func (m *Messenger) readControl(s *Stream) {
 			return
 		}
 		m.progressLocked()
+		if e := m.rekey.Epoch(); e != epoch {
+			m.log.Info("rekeyed", "epoch", e)
+		}
 		m.ctrlMu.Unlock()
 		m.wake()
 	}

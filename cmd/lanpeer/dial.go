@@ -62,7 +62,7 @@ func dialCommand() *cli.Command {
 			"or rsa, where the listener chooses the session key and sends it encrypted to this peer's RSA key.\n" +
 			"rsa has NO FORWARD SECRECY: whoever obtains this peer's private key later can decrypt recorded\n" +
 			"sessions. It needs --allow-rsa here and on the listener, and an RSA identity here.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			homeFlag(),
 			&cli.StringFlag{Name: "kex", Value: "x25519", Usage: "key-agreement `MODE`: " + strings.Join(kexNames(), ", ") + " (rsa: no forward secrecy)"},
 			allowRSAFlag("allow --kex rsa, which has no forward secrecy (the listener needs --allow-rsa too)"),
@@ -71,7 +71,7 @@ func dialCommand() *cli.Command {
 			createKeyFlag(),
 			handshakeTimeoutFlag(),
 			logLevelFlag(),
-		},
+		}, rekeyFlags()...),
 		BashComplete: completer(func(c *cli.Context) []string {
 			if c.NArg() == 1 {
 				return dialCommands
@@ -113,6 +113,10 @@ func dialAction(c *cli.Context) error {
 	}
 	p, err := newPeerSetup(c)
 	if err != nil {
+		return err
+	}
+	// Checked before anything is dialed; connect reads them again.
+	if _, err := directConfig(c, nil); err != nil {
 		return err
 	}
 	d := &dialer{c: c, p: p, target: target, kex: kex, stdin: c.App.Reader}
@@ -279,7 +283,11 @@ func (d *dialer) connect(ctx context.Context, onMessage func(node.Received)) (*d
 	if err != nil {
 		return nil, err
 	}
-	s := &dialSession{msg: node.NewMessaging(node.DirectConfig{OnMessage: onMessage})}
+	dcfg, err := directConfig(d.c, onMessage)
+	if err != nil {
+		return nil, err
+	}
+	s := &dialSession{msg: node.NewMessaging(dcfg)}
 	cfg := &node.Config{
 		Identity:         id,
 		KEX:              d.kex.ID,

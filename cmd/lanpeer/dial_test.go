@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -163,21 +164,37 @@ func TestProcessModes(t *testing.T) {
 	}
 }
 
-// TestProcessChat: an interactive dial and a listener talk both ways; a
-// SIGINT then stops the listener, which drains and exits 0, and the dial
-// learns that the session ended.
+// TestProcessChat: an interactive dial and a listener talk both ways,
+// rekeying every two messages (each side logs each new epoch) with the
+// messages in order across the exchanges; a SIGINT then stops the
+// listener, which drains and exits 0, and the dial learns that the session
+// ended.
 func TestProcessChat(t *testing.T) {
 	lHome, lID := fixtureHome(t, "rsa-2048")
-	l, addr, _ := startListenProc(t, lHome)
+	l, addr, _ := startListenProc(t, lHome, "--rekey-messages", "2", "--log-level", "info")
 	dHome, dID := fixtureHome(t, "ed25519")
-	d := startProc(t, "dial", "--home", dHome, "--kex", "x25519-mlkem768", lID+"@"+addr)
+	d := startProc(t, "dial", "--home", dHome, "--kex", "x25519-mlkem768", "--rekey-messages", "2", "--log-level", "info", lID+"@"+addr)
 	waitMatch(t, d.stderr, "lanpeer: connected to "+lID)
-	d.typeLine(t, "hello listener")
-	waitMatch(t, l.stdout, dID+" hello listener\n")
-	l.typeLine(t, "@"+dID[:12]+" hello dialer")
-	waitMatch(t, d.stdout, "^"+lID+" hello dialer\n$")
-	d.typeLine(t, "and again")
-	waitMatch(t, l.stdout, dID+" and again\n")
+	// Each side sends two messages, then waits for the exchange they
+	// start: messages sealed while one runs count under the old epoch.
+	var want strings.Builder
+	for i := range 4 {
+		d.typeLine(t, fmt.Sprintf("hello listener %d", i))
+		fmt.Fprintf(&want, "%s hello listener %d\n", dID, i)
+		if i%2 == 1 {
+			waitMatch(t, l.stderr, fmt.Sprintf(`msg=rekeyed .*epoch=%d\n`, i/2+1))
+		}
+	}
+	waitMatch(t, l.stdout, "^"+regexp.QuoteMeta(want.String())+"$")
+	want.Reset()
+	for i := range 4 {
+		l.typeLine(t, fmt.Sprintf("@%s hello dialer %d", dID[:12], i))
+		fmt.Fprintf(&want, "%s hello dialer %d\n", lID, i)
+		if i%2 == 1 { // the listener asks, the dialer runs the exchange
+			waitMatch(t, d.stderr, fmt.Sprintf(`msg=rekeyed .*epoch=%d\n`, i/2+3))
+		}
+	}
+	waitMatch(t, d.stdout, "^"+regexp.QuoteMeta(want.String())+"$")
 
 	l.signal(t, syscall.SIGINT)
 	if code := l.wait(t); code != exitOK || !strings.HasSuffix(l.stderr.String(), "lanpeer: stopped\n") {
@@ -185,6 +202,9 @@ func TestProcessChat(t *testing.T) {
 	}
 	if code := d.wait(t); code != exitFailure || !strings.Contains(d.stderr.String(), "lanpeer: the session with "+lID+" ended") {
 		t.Fatalf("dial after the listener stopped: exit %d, stderr:\n%s", code, d.stderr.String())
+	}
+	if strings.Contains(l.stderr.String(), "level=WARN") || strings.Contains(d.stderr.String(), "level=WARN") {
+		t.Fatalf("warnings:\n%s\n%s", l.stderr.String(), d.stderr.String())
 	}
 }
 

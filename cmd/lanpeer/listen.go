@@ -52,6 +52,32 @@ func handshakeTimeoutFlag() cli.Flag {
 		Usage: "`D`uration from TCP connect to an established session (TLS and handshake); a rekey's flights too"}
 }
 
+// rekeyFlags set the rekey policy of every session (docs/PROTOCOL.md
+// §15.1).
+func rekeyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Uint64Flag{Name: "rekey-messages", Value: session.DefaultRekeyAfterMessages,
+			Usage: "rekey a session once this side has sent `N` messages under its keys (at most 4294967296)"},
+		&cli.DurationFlag{Name: "rekey-interval", Value: session.DefaultRekeyAfterTime,
+			Usage: "rekey a session once this side has sent under its keys for this `D`uration"},
+	}
+}
+
+// directConfig reads the rekey flags.
+func directConfig(c *cli.Context, onMessage func(node.Received)) (node.DirectConfig, error) {
+	cfg := node.DirectConfig{OnMessage: onMessage, Rekey: session.RekeyPolicy{
+		AfterMessages: c.Uint64("rekey-messages"),
+		AfterTime:     c.Duration("rekey-interval"),
+	}}
+	if cfg.Rekey.AfterMessages > session.MaxMessagesPerEpoch {
+		return cfg, usagef("--rekey-messages %d: at most %d", cfg.Rekey.AfterMessages, uint64(session.MaxMessagesPerEpoch))
+	}
+	if cfg.Rekey.AfterTime < 0 {
+		return cfg, usagef("--rekey-interval %v: must be positive", cfg.Rekey.AfterTime)
+	}
+	return cfg, nil
+}
+
 func createKeyFlag() cli.Flag {
 	return &cli.StringFlag{Name: "key", Value: string(cryptosuite.DefaultKeyType),
 		Usage: "`TYPE` of the identity created on first run: " + strings.Join(keyTypeNames(), ", ")}
@@ -161,7 +187,7 @@ func listenCommand() *cli.Command {
 			"Serves until SIGINT or SIGTERM, then stops accepting, lets sessions finish for up to --drain-timeout\n" +
 			"and exits 0. The limits below refuse what exceeds them, one connection or stream at a time; a value\n" +
 			"of 0 means the default.",
-		Flags:  append(flags, limitFlags()...),
+		Flags:  append(append(flags, rekeyFlags()...), limitFlags()...),
 		Action: listenAction,
 	})
 }
@@ -182,12 +208,16 @@ func listenAction(c *cli.Context) error {
 		}
 		allow = append(allow, id)
 	}
+	dcfg, err := directConfig(c, p.print.message)
+	if err != nil {
+		return err
+	}
 	id, err := p.identity(c)
 	if err != nil {
 		return err
 	}
 
-	l := &listener{p: p, msg: node.NewMessaging(node.DirectConfig{OnMessage: p.print.message})}
+	l := &listener{p: p, msg: node.NewMessaging(dcfg)}
 	cfg := &node.Config{
 		Identity:             id,
 		Handlers:             l.msg.Handlers(),
