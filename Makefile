@@ -19,10 +19,10 @@ LIVE_FUZZTIME ?= 2s
 build:
 	$(GO) build -o $(BIN) ./cmd/lanpeer
 
-# Until `lanpeer listen` exists: create an identity if there is none and print
-# its peer ID. Repeated runs print the same ID.
+# Listen on 127.0.0.1:7700 (the identity is created on first run) and print
+# the direct messages peers send; type @PEERID TEXT to answer. Ctrl-C stops it.
 run: build
-	$(BIN) id --create
+	$(BIN) listen
 
 test:
 	$(GO) test -race ./...
