@@ -181,7 +181,8 @@ func TestProcessChat(t *testing.T) {
 	for i := range 4 {
 		d.typeLine(t, fmt.Sprintf("hello listener %d", i))
 		fmt.Fprintf(&want, "%s hello listener %d\n", dID, i)
-		if i%2 == 1 {
+		if i%2 == 1 { // both sides switched: the next messages count under the new epoch
+			waitMatch(t, d.stderr, fmt.Sprintf(`msg=rekeyed .*epoch=%d\n`, i/2+1))
 			waitMatch(t, l.stderr, fmt.Sprintf(`msg=rekeyed .*epoch=%d\n`, i/2+1))
 		}
 	}
@@ -192,6 +193,7 @@ func TestProcessChat(t *testing.T) {
 		fmt.Fprintf(&want, "%s hello dialer %d\n", lID, i)
 		if i%2 == 1 { // the listener asks, the dialer runs the exchange
 			waitMatch(t, d.stderr, fmt.Sprintf(`msg=rekeyed .*epoch=%d\n`, i/2+3))
+			waitMatch(t, l.stderr, fmt.Sprintf(`msg=rekeyed .*epoch=%d\n`, i/2+3))
 		}
 	}
 	waitMatch(t, d.stdout, "^"+regexp.QuoteMeta(want.String())+"$")

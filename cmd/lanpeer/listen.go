@@ -339,27 +339,47 @@ func (l *listener) command(ctx context.Context, in inputLine) {
 // match returns the sessions of the one connected peer whose ID starts
 // with prefix.
 func (l *listener) match(prefix string) ([]*node.Conn, error) {
+	sessions := l.srv.Sessions()
+	var ids []cryptosuite.PeerID
+	for _, c := range sessions {
+		ids = append(ids, c.Peer())
+	}
+	id, err := pickPeer(ids, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var conns []*node.Conn
+	for _, c := range sessions {
+		if c.Peer() == id {
+			conns = append(conns, c)
+		}
+	}
+	return conns, nil
+}
+
+// pickPeer returns the one peer among ids (repeats allowed) whose ID
+// starts with prefix, a lower-case peer ID or one of its prefixes of at
+// least minPeerPrefix characters.
+func pickPeer(ids []cryptosuite.PeerID, prefix string) (cryptosuite.PeerID, error) {
 	if len(prefix) < minPeerPrefix || len(prefix) > 64 || strings.Trim(prefix, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("@%s: want a peer ID, or at least its first %d hex characters", prefix, minPeerPrefix)
+		return cryptosuite.PeerID{}, fmt.Errorf("@%s: want a peer ID, or at least its first %d hex characters", prefix, minPeerPrefix)
 	}
-	byPeer := map[cryptosuite.PeerID][]*node.Conn{}
-	for _, c := range l.srv.Sessions() {
-		if strings.HasPrefix(c.Peer().String(), prefix) {
-			byPeer[c.Peer()] = append(byPeer[c.Peer()], c)
+	matches := map[cryptosuite.PeerID]bool{}
+	for _, id := range ids {
+		if strings.HasPrefix(id.String(), prefix) {
+			matches[id] = true
 		}
 	}
-	switch len(byPeer) {
-	case 0:
-		return nil, fmt.Errorf("no connected peer has an ID starting with %s", prefix)
-	case 1:
-		for _, conns := range byPeer {
-			return conns, nil
+	var found []string
+	for id := range matches {
+		if len(matches) == 1 {
+			return id, nil
 		}
+		found = append(found, id.String())
 	}
-	var ids []string
-	for id := range byPeer {
-		ids = append(ids, id.String())
+	if len(found) == 0 {
+		return cryptosuite.PeerID{}, fmt.Errorf("no connected peer has an ID starting with %s", prefix)
 	}
-	sort.Strings(ids)
-	return nil, fmt.Errorf("@%s is ambiguous: the IDs %s start with it; type more of the ID", prefix, strings.Join(ids, ", "))
+	sort.Strings(found)
+	return cryptosuite.PeerID{}, fmt.Errorf("@%s is ambiguous: the IDs %s start with it; type more of the ID", prefix, strings.Join(found, ", "))
 }

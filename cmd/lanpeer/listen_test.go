@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/session"
 )
 
@@ -288,11 +290,39 @@ func TestDialErrors(t *testing.T) {
 	dhome, did := fixtureHome(t, "rsa-2048")
 	otherHome, otherID := fixtureHome(t, "rsa-3072")
 	_, addr2, _ := startListen(t, otherHome)
+	// One session at a time per peer, one connection per 100 s after the first.
+	busyHome, busyID := fixtureHome(t, "rsa-3072")
+	_, busyAddr, _ := startListen(t, busyHome, "--max-sessions-per-peer", "1")
+	holder := start(t, "dial", "--home", dhome, busyAddr)
+	waitMatch(t, holder.stderr, "lanpeer: connected to ")
+	rateHome, rateID := fixtureHome(t, "ed25519")
+	_, rateAddr, _ := startListen(t, rateHome, "--handshake-rate", "0.01", "--handshake-burst", "1")
+	if r := lanpeer(t, "dial", "--home", dhome, rateID+"@"+rateAddr, "msg", "first"); r.code != exitOK {
+		t.Fatalf("first dial within the burst: %+v", r)
+	}
+	// A TCP listener that accepts and says nothing.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
 	for _, c := range []struct {
 		name string
 		args []string
 		say  string
 	}{
+		{"busy", []string{busyID + "@" + busyAddr, "msg", "x"}, "lanpeer: " + busyID + "@" + busyAddr + " refused the session: busy: this peer has as many sessions there as it allows"},
+		{"rate limited", []string{rateID + "@" + rateAddr, "msg", "x"}, "closed the connection during the TLS handshake: it refuses connections beyond its limits"},
+		{"silent", []string{"--handshake-timeout", "200ms", silent.Addr().String(), "msg", "x"}, "lanpeer: no session with " + silent.Addr().String() + " within 200ms (--handshake-timeout)"},
 		{"not allowed", []string{addr, "msg", "x"}, "lanpeer: " + addr + " refused the session: policy: this peer (" + did + ") is not on its --allow list"},
 		{"wrong pin", []string{lid + "@" + addr2, "msg", "x"}, "lanpeer: refusing " + addr2 + ": it presented peer ID "},
 		{"rsa not allowed there", []string{"--kex", "rsa", "--allow-rsa", otherID + "@" + addr2, "msg", "x"}, "refused the session: key-agreement mode rsa refused: the rsa mode needs --allow-rsa on the listener too"},
@@ -407,6 +437,37 @@ func TestReadText(t *testing.T) {
 	for _, in := range []string{"", "\n", "cr\ralone", strings.Repeat("x", session.MaxDirectTextSize+1), strings.Repeat("\r\n", session.MaxDirectTextSize+2)} {
 		if _, err := readText(strings.NewReader(in)); err == nil {
 			t.Errorf("readText(%.20q...) accepted", in)
+		}
+	}
+}
+
+func TestPickPeer(t *testing.T) {
+	id := func(s string) cryptosuite.PeerID {
+		p, err := cryptosuite.ParsePeerID(s + strings.Repeat("0", 64-len(s)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, a2, b := id("aaaaaaaa11"), id("aaaaaaaa22"), id("bbbbbbbb")
+	ids := []cryptosuite.PeerID{a, b, a2, a, b} // several sessions of a and b
+	for _, c := range []struct {
+		prefix string
+		want   cryptosuite.PeerID
+		err    string
+	}{
+		{"bbbbbbbb", b, ""},
+		{b.String(), b, ""},
+		{"aaaaaaaa1", a, ""},
+		{"aaaaaaaa", cryptosuite.PeerID{}, "@aaaaaaaa is ambiguous: the IDs " + a.String() + ", " + a2.String() + " start with it; type more of the ID"},
+		{"cccccccc", cryptosuite.PeerID{}, "no connected peer has an ID starting with cccccccc"},
+		{"bbbbbbb", cryptosuite.PeerID{}, "@bbbbbbb: want a peer ID, or at least its first 8 hex characters"},
+		{"bbbbbbbx", cryptosuite.PeerID{}, "want a peer ID"},
+		{b.String() + "0", cryptosuite.PeerID{}, "want a peer ID"},
+	} {
+		got, err := pickPeer(ids, c.prefix)
+		if got != c.want || (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("pickPeer(%q) = %v, %v; want %v, %q", c.prefix, got, err, c.want, c.err)
 		}
 	}
 }
