@@ -25,10 +25,10 @@ FERRETDB := $(CURDIR)/.tools/bin/ferretdb
 build:
 	$(GO) build -o $(BIN) ./cmd/lanpeer
 
-# Until `lanpeer listen` exists: create an identity if there is none and print
-# its peer ID. Repeated runs print the same ID.
+# Listen on 127.0.0.1:7700 (the identity is created on first run) and print
+# the direct messages peers send; type @PEERID TEXT to answer. Ctrl-C stops it.
 run: build
-	$(BIN) id --create
+	$(BIN) listen
 
 # FerretDB for the tests: started on a free loopback port with a fresh data
 # directory unless LANPEER_TEST_MONGO_URI names a server already, and

@@ -63,7 +63,9 @@ type Conn struct {
 	stats *counters
 
 	keys     *session.Keys
-	raw      net.Conn // the TLS connection, or TCP with Config.Insecure
+	keysMu   sync.Mutex // orders the wipe at the session's end after liveKeys' copies
+	wiped    bool       // keys are wiped; guarded by keysMu
+	raw      net.Conn   // the TLS connection, or TCP with Config.Insecure
 	mux      *yamux.Session
 	insecure bool
 	outCap   int // streams this side may have open towards the other
@@ -258,7 +260,10 @@ func (c *Conn) run() {
 	c.cancel()
 	_ = c.mux.Close()
 	c.handlerWG.Wait()
+	c.keysMu.Lock()
 	c.keys.Wipe()
+	c.wiped = true
+	c.keysMu.Unlock()
 	c.err = err
 	if c.onEnd != nil {
 		c.onEnd(c)

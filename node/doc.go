@@ -82,6 +82,26 @@
 // The dialing side uses a [RoomClient] for the requests and a [Pushes]
 // handler for the notify streams.
 //
+// # Direct messages and rekey
+//
+// [Messaging] runs both on every session, as `lanpeer listen` and
+// `lanpeer dial` use it:
+//
+//	msg := node.NewMessaging(node.DirectConfig{
+//		OnMessage: func(r node.Received) { ... }, // r.From, r.Text, in order per session
+//		Rekey:     session.RekeyPolicy{},         // --rekey-messages, --rekey-interval
+//	})
+//	cfg.Handlers = msg.Handlers()          // KindDirect and KindControl, both roles
+//	c, err := node.Dial(ctx, target, cfg)  // or the listening side's sessions
+//	m, err := msg.Attach(c)                // the requestor's control stream opens now
+//	err = m.Send(ctx, "hello")             // this side's direct stream, opened once
+//	err = m.Finish(ctx)                    // nil once the peer has read every message
+//	c.Close(); msg.Wait()
+//
+// A message that does not open, a failed rekey, or a rekey flight that
+// stalls past DirectConfig.RekeyTimeout closes the session; the error is
+// logged at warn level and returned by [Messenger.Err].
+//
 // # Flags
 //
 // Every limit is a [Config] field whose zero value is the default; the
@@ -101,6 +121,8 @@
 //	--max-frame BYTES           MaxControlFrame        (65536)
 //	--max-request-frame BYTES   MaxRequestFrame        (131072; Service.Configure raises it to fit a commit)
 //	--drain-timeout D           DrainTimeout           (5s)
+//	--rekey-messages N          DirectConfig.Rekey.AfterMessages (1048576)
+//	--rekey-interval D          DirectConfig.Rekey.AfterTime     (1h)
 //
 // A "remote address" is an IPv4 address or an IPv6 /64. [Server.Stats]
 // counts every refusal, one counter per limit.

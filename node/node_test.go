@@ -295,7 +295,11 @@ func refusedWith(t *testing.T, s *Stream, code wire.ErrorCode) {
 // OpenStream does not open them in the first place.
 func TestStreamKinds(t *testing.T) {
 	scfg := serverConfig(identity(t, "ed-s"))
-	scfg.Handlers[KindDirect] = HandlerFunc(func(ctx context.Context, s *Stream) { <-ctx.Done() })
+	directServed := make(chan struct{}, 1)
+	scfg.Handlers[KindDirect] = HandlerFunc(func(ctx context.Context, s *Stream) {
+		directServed <- struct{}{}
+		<-ctx.Done()
+	})
 	srv := startServer(t, scfg)
 	c := mustDial(t, pinned(srv), clientConfig(identity(t, "ed-a")))
 
@@ -320,6 +324,13 @@ func TestStreamKinds(t *testing.T) {
 	defer d.Close()
 	if _, err := c.OpenStream(context.Background(), KindDirect); !errors.Is(err, ErrStreamKindNotAllowed) {
 		t.Fatalf("second direct stream: %v", err)
+	}
+	// The server has taken d as the first direct stream before the raw
+	// one below arrives (streams are served concurrently).
+	select {
+	case <-directServed:
+	case <-time.After(hang):
+		t.Fatal("the direct stream was not served")
 	}
 
 	// Refused by the acceptor, from a peer that sends them anyway.

@@ -101,6 +101,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			initCommand(),
 			idCommand(),
+			listenCommand(),
+			dialCommand(),
 			directoryCommand(),
 			completionCommand(),
 			helpCommand(),

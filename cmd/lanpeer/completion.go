@@ -64,8 +64,13 @@ func completionCommand() *cli.Command {
 
 // flagValues lists the values of flags that take one of a fixed set.
 func flagValues(name string) []string {
-	if name == "key" {
+	switch name {
+	case "key":
 		return keyTypeNames()
+	case "kex":
+		return kexNames()
+	case "log-level":
+		return []string{"debug", "info", "warn", "error"}
 	}
 	return nil
 }
