@@ -1,7 +1,10 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
@@ -116,6 +119,22 @@ func (c *fakeClock) Advance(d time.Duration) {
 func ed25519ID(t testing.TB) *cryptosuite.Identity {
 	t.Helper()
 	id, err := cryptosuite.GenerateIdentity(cryptosuite.KeyEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// seededEd25519ID returns the same Ed25519 identity in every process, so a
+// fuzz target's signed seed is byte-identical in the coordinator and in its
+// workers (Ed25519 signatures are deterministic).
+func seededEd25519ID(t testing.TB) *cryptosuite.Identity {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x5a}, ed25519.SeedSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := cryptosuite.ParseIdentityPEM(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	if err != nil {
 		t.Fatal(err)
 	}
