@@ -192,7 +192,20 @@ func (f *finders) announce(ctx context.Context, c *cli.Context, p *peerSetup, id
 		names = append(names, i.Name)
 	}
 	p.notef("announcing on %s (group %s port %d) as %q", strings.Join(names, ", "), cfg.Group, cfg.Port, cfg.Name)
+	if tcp.Addr().IsLoopback() && !allLoopback(names) {
+		p.notef("announcing %s, an address of this machine only: peers on the LAN cannot dial it; listen with --tcp :PORT or --tcp LAN-ADDRESS:PORT", tcp)
+	}
 	return nil
+}
+
+// allLoopback reports whether every named interface is a loopback one.
+func allLoopback(names []string) bool {
+	for _, n := range names {
+		if i, err := net.InterfaceByName(n); err != nil || i.Flags&net.FlagLoopback == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // registerAddrs are the addresses a directory record gives for the
