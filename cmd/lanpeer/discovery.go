@@ -129,6 +129,13 @@ func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr n
 	if err := checkDirectoryURL(c.String("directory")); err != nil {
 		return nil, err
 	}
+	if !c.Bool("discovery") {
+		for _, f := range []string{"iface", "discovery-group", "discovery-port", "name"} {
+			if c.IsSet(f) {
+				return nil, usagef("--%s is for --discovery, which is off: add --discovery to announce this listener on the LAN", f)
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(c.Context)
 	f := &finders{cancel: cancel}
 	tcp, err := netip.ParseAddrPort(addr.String())
@@ -149,10 +156,12 @@ func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr n
 			f.stop()
 			return nil, err
 		}
+		r := &registrar{dc: &directory.Client{BaseURL: u, HTTPClient: directoryHTTP()}, id: id, addrs: addrs,
+			note: p.notef, ttl: registerTTL, refresh: registerRefresh, retry: registerRetry}
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			register(ctx, p, &directory.Client{BaseURL: u, HTTPClient: directoryHTTP()}, id, addrs)
+			r.run(ctx)
 		}()
 	}
 	return f, nil
@@ -243,23 +252,33 @@ func registerAddrs(tcp netip.AddrPort) ([]string, error) {
 // directoryHTTP is the HTTP client of directory requests.
 func directoryHTTP() *http.Client { return &http.Client{Timeout: directoryTimeout} }
 
-// register registers a record of addrs with the directory at once and
-// again every registerRefresh (registerRetry after a failure), until ctx
-// is done. Failures are logged; the listener goes on.
-func register(ctx context.Context, p *peerSetup, dc *directory.Client, id *cryptosuite.Identity, addrs []string) {
-	defer dc.HTTPClient.CloseIdleConnections()
+// registrar keeps a listener's record registered with a directory.
+type registrar struct {
+	dc    *directory.Client
+	id    *cryptosuite.Identity
+	addrs []string
+	note  func(format string, a ...any)
+	// ttl is each record's life; the record is registered again every
+	// refresh, or retry after a failure.
+	ttl, refresh, retry time.Duration
+}
+
+// run registers at once and again every refresh (retry after a failure)
+// until ctx is done. Failures are noted; the listener goes on.
+func (r *registrar) run(ctx context.Context) {
+	defer r.dc.HTTPClient.CloseIdleConnections()
 	ok := false
 	for {
-		wait := registerRefresh
-		err := registerOnce(ctx, dc, id, addrs)
+		wait := r.refresh
+		err := r.once(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			p.notef("registering with the directory %s failed, retrying in %s: %v", dc.BaseURL, registerRetry, err)
-			wait, ok = registerRetry, false
+			r.note("registering with the directory %s failed, retrying in %s: %v", r.dc.BaseURL, r.retry, err)
+			wait, ok = r.retry, false
 		case !ok:
-			p.notef("registered %s with the directory %s", strings.Join(addrs, ", "), dc.BaseURL)
+			r.note("registered %s with the directory %s", strings.Join(r.addrs, ", "), r.dc.BaseURL)
 			ok = true
 		}
 		t := time.NewTimer(wait)
@@ -272,14 +291,15 @@ func register(ctx context.Context, p *peerSetup, dc *directory.Client, id *crypt
 	}
 }
 
-func registerOnce(ctx context.Context, dc *directory.Client, id *cryptosuite.Identity, addrs []string) error {
-	rec, err := directory.BuildRecord(id, directory.Addrs{TCP: addrs}, registerTTL, time.Now())
+// once signs a fresh record and registers it.
+func (r *registrar) once(ctx context.Context) error {
+	rec, err := directory.BuildRecord(r.id, directory.Addrs{TCP: r.addrs}, r.ttl, time.Now())
 	if err != nil {
 		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, directoryTimeout)
 	defer cancel()
-	return dc.Register(rctx, rec)
+	return r.dc.Register(rctx, rec)
 }
 
 // finderFlags are listen's flags for being found.

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lanpeer/lanpeer/directory"
 	"github.com/lanpeer/lanpeer/discovery"
@@ -152,6 +156,7 @@ func TestDiscoveryUsage(t *testing.T) {
 		{[]string{"peers", "extra"}, "extra"},
 		{append([]string{"listen", "--home", home, "--tcp", "127.0.0.1:0", "--discovery", "--name", "a\tb"}, loDiscovery(t)...), "--name"},
 		{[]string{"listen", "--home", home, "--tcp", "127.0.0.1:0", "--directory", "ftp://x"}, "--directory"},
+		{[]string{"listen", "--home", home, "--tcp", "127.0.0.1:0", "--iface", "lo"}, "--iface is for --discovery"},
 	} {
 		r := lanpeer(t, tc.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
@@ -168,5 +173,67 @@ func TestBarePeerID(t *testing.T) {
 		if got := isBarePeerID(s); got != want {
 			t.Errorf("isBarePeerID(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestRegistrarRefreshes: the registrar notes a failed registration and
+// retries, registers, and keeps registering fresh records (each newer)
+// while noting the success once.
+func TestRegistrarRefreshes(t *testing.T) {
+	st, err := memory.New(memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := directory.NewHandler(st, directory.Config{RegisterRate: 1e6, RegisterBurst: 1e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var puts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && puts.Add(1) == 1 {
+			http.Error(w, `{"error":{"code":"unavailable","message":"down"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	home, _ := fixtureHome(t, "ed25519")
+	id, _, err := loadIdentity(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := &syncBuffer{}
+	reg := &registrar{dc: &directory.Client{BaseURL: srv.URL, HTTPClient: directoryHTTP()}, id: id,
+		addrs: []string{"192.0.2.7:7700"}, note: func(f string, a ...any) { notef(notes, f, a...) },
+		ttl: time.Minute, refresh: 20 * time.Millisecond, retry: 10 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); reg.run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	dc := &directory.Client{BaseURL: srv.URL, HTTPClient: directoryHTTP()}
+	defer dc.HTTPClient.CloseIdleConnections()
+	waitMatch(t, notes, `lanpeer: registered 192\.0\.2\.7:7700 with the directory `)
+	first, err := dc.Lookup(ctx, id.PeerID())
+	if err != nil || len(first.Addrs.TCP) != 1 || first.Addrs.TCP[0] != "192.0.2.7:7700" {
+		t.Fatalf("lookup after registering: %v %+v", err, first)
+	}
+	deadline := time.Now().Add(hang)
+	for puts.Load() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d registrations", puts.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	later, err := dc.Lookup(ctx, id.PeerID())
+	if err != nil || !later.Issued.After(first.Issued) {
+		t.Fatalf("refreshed record: %v, issued %v after %v", err, later.Issued, first.Issued)
+	}
+	got := notes.String()
+	if !strings.Contains(got, "registering with the directory "+srv.URL+" failed, retrying in 10ms: ") ||
+		strings.Count(got, "registered ") != 1 {
+		t.Fatalf("notes:\n%s", got)
 	}
 }
