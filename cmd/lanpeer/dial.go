@@ -88,6 +88,7 @@ type dialer struct {
 	c       *cli.Context // dial's own, whose flags these are
 	p       *peerSetup
 	target  string
+	others  []string // more PEERID@HOST:PORT of a resolved bare PEERID, tried in turn
 	kex     *cryptosuite.KEXSuite
 	literal bool // "--" came before TEXT
 	stdin   io.Reader
@@ -302,7 +303,7 @@ func (d *dialer) connect(ctx context.Context, onMessage func(node.Received)) (*d
 		Logger:           d.p.log,
 		HandshakeTimeout: d.c.Duration("handshake-timeout"),
 	}
-	if s.conn, err = node.Dial(ctx, d.target, cfg); err != nil {
+	if s.conn, err = d.dial(ctx, cfg); err != nil {
 		return nil, d.explain(err, id, cfg)
 	}
 	if s.m, err = s.msg.Attach(s.conn); err != nil {

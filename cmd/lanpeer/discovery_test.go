@@ -91,17 +91,7 @@ func TestPeersAndDialByPeerID(t *testing.T) {
 // with a directory, and dial --directory PEERID finds it there when the
 // LAN does not answer (the listener does not announce).
 func TestDirectoryRegisterAndDial(t *testing.T) {
-	st, err := memory.New(memory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h, err := directory.NewHandler(st, directory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	srv := testDirectory(t)
 
 	lhome, _ := fixtureHome(t, "ed25519")
 	l, addr, lid := startListen(t, lhome, "--directory", srv.URL)
@@ -120,6 +110,58 @@ func TestDirectoryRegisterAndDial(t *testing.T) {
 	if r.code != exitFailure || !strings.Contains(r.stderr, "holds no record of it") || strings.Contains(r.stderr, "LAN (") {
 		t.Fatalf("dial of an unregistered PEERID: %+v", r)
 	}
+}
+
+// testDirectory serves a directory over a memory store on loopback until
+// the test ends.
+func testDirectory(t *testing.T) *httptest.Server {
+	t.Helper()
+	st, err := memory.New(memory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h, err := directory.NewHandler(st, directory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestDialTriesEachAddress: a resolved peer ID with several addresses is
+// dialed at the next one when nothing listens at the first.
+func TestDialTriesEachAddress(t *testing.T) {
+	srv := testDirectory(t)
+	lhome, _ := fixtureHome(t, "ed25519")
+	l, addr, lid := startListen(t, lhome)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	id, _, err := loadIdentity(lhome)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := directory.BuildRecord(id, directory.Addrs{TCP: []string{closed, addr}}, time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := &directory.Client{BaseURL: srv.URL, HTTPClient: directoryHTTP()}
+	defer dc.HTTPClient.CloseIdleConnections()
+	if err := dc.Register(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	dhome, did := fixtureHome(t, "rsa-2048")
+	r := lanpeer(t, "dial", "--home", dhome, "--lookup-timeout", "0", "--directory", srv.URL, lid, "msg", "second address")
+	if r.code != exitOK || r.stderr != "" {
+		t.Fatalf("dial PEERID with a dead first address: %+v", r)
+	}
+	waitMatch(t, l.stdout, did+" second address\n")
 }
 
 // TestListenDirectoryDown: a directory that cannot be reached is noted and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -12,6 +13,7 @@ import (
 	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/directory"
 	"github.com/lanpeer/lanpeer/discovery"
+	"github.com/lanpeer/lanpeer/node"
 )
 
 // resolveFlags are dial's flags for a TARGET that is a bare peer ID.
@@ -58,12 +60,12 @@ func (d *dialer) resolve(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		addr, err := lookupLAN(ctx, cfg, id, timeout)
+		addrs, err := lookupLAN(ctx, cfg, id, timeout)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err == nil:
-			d.target = id.String() + "@" + addr
+			d.pin(id, addrs)
 			return nil
 		case !errors.Is(err, discovery.ErrNotFound):
 			return fmt.Errorf("looking %s up on the LAN: %w", id, err)
@@ -77,7 +79,7 @@ func (d *dialer) resolve(ctx context.Context) error {
 		switch {
 		case err == nil && len(rec.Addrs.TCP) > 0:
 			d.p.log.Debug("resolved through the directory", "peer", id, "addrs", rec.Addrs.TCP)
-			d.target = id.String() + "@" + rec.Addrs.TCP[0]
+			d.pin(id, rec.Addrs.TCP)
 			return nil
 		case err == nil:
 			tried = append(tried, "the directory "+u+" holds no TCP address for it")
@@ -96,11 +98,11 @@ func (d *dialer) resolve(ctx context.Context) error {
 }
 
 // lookupLAN asks the LAN for id with a passive discovery Service and
-// returns its first TCP address.
-func lookupLAN(ctx context.Context, cfg discovery.Config, id cryptosuite.PeerID, timeout time.Duration) (string, error) {
+// returns its TCP addresses.
+func lookupLAN(ctx context.Context, cfg discovery.Config, id cryptosuite.PeerID, timeout time.Duration) ([]string, error) {
 	svc, err := discovery.New(cfg)
 	if err != nil {
-		return "", usageIfBadConfig(err)
+		return nil, usageIfBadConfig(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	var wg sync.WaitGroup
@@ -108,16 +110,46 @@ func lookupLAN(ctx context.Context, cfg discovery.Config, id cryptosuite.PeerID,
 	defer cancel()
 	if err := runDiscovery(ctx, &wg, svc); err != nil {
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("%w: %w", discovery.ErrNotFound, err)
+			return nil, fmt.Errorf("%w: %w", discovery.ErrNotFound, err)
 		}
-		return "", fmt.Errorf("%w: name interfaces that exist and can multicast with --iface", err)
+		return nil, fmt.Errorf("%w: name interfaces that exist and can multicast with --iface", err)
 	}
 	p, err := svc.Lookup(ctx, id)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if len(p.TCPAddrs) == 0 {
-		return "", fmt.Errorf("%w: %s announces no TCP address", discovery.ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s announces no TCP address", discovery.ErrNotFound, id)
 	}
-	return p.TCPAddrs[0].String(), nil
+	return addrStrings(p.TCPAddrs), nil
+}
+
+// pin makes the target PEERID@ADDR for the first address, the others
+// alternatives.
+func (d *dialer) pin(id cryptosuite.PeerID, addrs []string) {
+	d.p.log.Debug("resolved", "peer", id, "addrs", addrs)
+	d.target, d.others = id.String()+"@"+addrs[0], nil
+	for _, a := range addrs[1:] {
+		d.others = append(d.others, id.String()+"@"+a)
+	}
+}
+
+// dial dials the target, then, while nothing can be reached there (no
+// listener, no route), each alternative a resolved peer ID gave. Any other
+// failure (a refusal, another key, a timeout) ends the tries: the address
+// was reached.
+func (d *dialer) dial(ctx context.Context, cfg *node.Config) (*node.Conn, error) {
+	conn, err := node.Dial(ctx, d.target, cfg)
+	for err != nil && len(d.others) > 0 && ctx.Err() == nil && unreachable(err) {
+		d.p.log.Info("cannot reach this address, trying the next", "target", d.target, "err", err)
+		d.target, d.others = d.others[0], d.others[1:]
+		conn, err = node.Dial(ctx, d.target, cfg)
+	}
+	return conn, err
+}
+
+// unreachable reports whether a dial failed before reaching a listener.
+func unreachable(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EADDRNOTAVAIL)
 }
