@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,6 +57,9 @@ func TestNamespacesPeersAndDial(t *testing.T) {
 		port := fmt.Sprintf("p%d", i+1)
 		ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h)
 		ip("-n", sw, "link", "set", port, "master", "br0", "up")
+		// Without duplicate address detection the link-local address is
+		// usable at once instead of "tentative" for about 2 s.
+		ip("netns", "exec", h, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
 		ip("-n", h, "addr", "add", fmt.Sprintf("10.77.0.%d/24", i+1), "dev", "eth0")
 		ip("-n", h, "link", "set", "lo", "up")
 		ip("-n", h, "link", "set", "eth0", "up")
@@ -67,53 +71,57 @@ func TestNamespacesPeersAndDial(t *testing.T) {
 		cmd.Env = env
 		return cmd
 	}
-	group := fmt.Sprintf("239.255.%d.%d", 1+mrand.IntN(250), 1+mrand.IntN(250))
-	disc := []string{"--iface", "eth0", "--discovery-group", group, "--discovery-port", strconv.Itoa(20000 + mrand.IntN(10000))}
-
-	// The listeners: ip netns exec execs lanpeer, so the process is
-	// lanpeer itself and SIGTERM stops it.
-	ids := make([]string, len(hosts))
-	homes := make([]string, len(hosts))
-	listeners := make([]*syncBuffer, len(hosts))
-	for i, h := range hosts {
-		homes[i] = filepath.Join(t.TempDir(), "home")
-		cmd := lanpeerIn(context.Background(), h, append([]string{"listen", "--home", homes[i], "--key", "ed25519",
-			"--tcp", "0.0.0.0:7700", "--discovery", "--name", "host" + strconv.Itoa(i+1)}, disc...)...)
-		p := runProc(t, cmd)
-		m := waitMatch(t, p.stderr, `lanpeer: listening on \S+:7700 as ([0-9a-f]{64})\n`)
-		ids[i] = m[1]
-		waitMatch(t, p.stderr, `lanpeer: announcing on eth0 `)
-		listeners[i] = p.stdout
-	}
-
-	for i, h := range hosts {
-		ctx, cancel := context.WithTimeout(context.Background(), hang)
-		cmd := lanpeerIn(ctx, h, append([]string{"peers", "--timeout", "2s"}, disc...)...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		cancel()
-		if err != nil {
-			t.Fatalf("peers on %s: %v\n%s", h, err, stderr.String())
-		}
-		for j := range hosts {
-			if j == i {
-				continue
+	for _, fam := range []struct {
+		name, group, tcp string
+		addr             func(host int) string // the address peers list for a host, as a regexp
+	}{
+		{"ipv4", fmt.Sprintf("239.255.%d.%d", 1+mrand.IntN(250), 1+mrand.IntN(250)), "0.0.0.0:7700",
+			func(h int) string { return fmt.Sprintf(`10\.77\.0\.%d:7700`, h+1) }},
+		{"ipv6", fmt.Sprintf("ff02::4c50:%x", 1+mrand.IntN(0xfffe)), "[::]:7701",
+			func(int) string { return `\[fe80::[0-9a-f:]+%eth0\]:7701` }},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			disc := []string{"--iface", "eth0", "--discovery-group", fam.group, "--discovery-port", strconv.Itoa(20000 + mrand.IntN(10000))}
+			ids := make([]string, len(hosts))
+			homes := make([]string, len(hosts))
+			listeners := make([]*syncBuffer, len(hosts))
+			// ip netns exec execs lanpeer, so the process is lanpeer itself
+			// and a signal stops it.
+			for i, h := range hosts {
+				homes[i] = filepath.Join(t.TempDir(), "home")
+				cmd := lanpeerIn(context.Background(), h, append([]string{"listen", "--home", homes[i], "--key", "ed25519",
+					"--tcp", fam.tcp, "--discovery", "--name", "host" + strconv.Itoa(i+1)}, disc...)...)
+				p := runProc(t, cmd)
+				ids[i] = waitMatch(t, p.stderr, `lanpeer: listening on \S+ as ([0-9a-f]{64})\n`)[1]
+				waitMatch(t, p.stderr, `lanpeer: announcing on eth0 `)
+				listeners[i] = p.stdout
 			}
-			want := fmt.Sprintf("%s\thost%d\t10.77.0.%d:7700\t", ids[j], j+1, j+1)
-			if !strings.Contains(stdout.String(), want) {
-				t.Errorf("peers on %s does not list %q:\n%s", h, want, stdout.String())
+			for i, h := range hosts {
+				ctx, cancel := context.WithTimeout(context.Background(), hang)
+				cmd := lanpeerIn(ctx, h, append([]string{"peers", "--timeout", "2s"}, disc...)...)
+				var stdout, stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				err := cmd.Run()
+				cancel()
+				if err != nil {
+					t.Fatalf("peers on %s: %v\n%s", h, err, stderr.String())
+				}
+				for j := range hosts {
+					want := fmt.Sprintf(`(?m)^%s\thost%d\t%s\t`, ids[j], j+1, fam.addr(j))
+					if j != i && !regexp.MustCompile(want).MatchString(stdout.String()) {
+						t.Errorf("peers on %s does not list %s:\n%s", h, want, stdout.String())
+					}
+				}
 			}
-		}
+			ctx, cancel := context.WithTimeout(context.Background(), hang)
+			defer cancel()
+			cmd := lanpeerIn(ctx, hosts[0], append(append([]string{"dial", "--home", homes[0]}, disc...), ids[1], "msg", "across the bridge")...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("dial PEERID msg from %s to %s: %v\n%s", hosts[0], hosts[1], err, out)
+			}
+			waitMatch(t, listeners[1], ids[0]+" across the bridge\n")
+		})
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), hang)
-	defer cancel()
-	cmd := lanpeerIn(ctx, hosts[0], append(append([]string{"dial", "--home", homes[0]}, disc...), ids[1], "msg", "across the bridge")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("dial PEERID msg from %s to %s: %v\n%s", hosts[0], hosts[1], err, out)
-	}
-	waitMatch(t, listeners[1], ids[0]+" across the bridge\n")
 }
 
 // runProc starts cmd with its output in buffers. When the test ends, a
