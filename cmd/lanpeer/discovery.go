@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -156,6 +157,9 @@ func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr n
 			f.stop()
 			return nil, err
 		}
+		if tcp.Addr().IsLoopback() && !loopbackURL(u) {
+			p.notef("registering %s, an address of this machine only: peers elsewhere cannot dial it; listen with --tcp :PORT or --tcp PUBLIC-ADDRESS:PORT", tcp)
+		}
 		r := &registrar{dc: &directory.Client{BaseURL: u, HTTPClient: directoryHTTP()}, id: id, addrs: addrs,
 			note: p.notef, ttl: registerTTL, refresh: registerRefresh, retry: registerRetry}
 		f.wg.Add(1)
@@ -205,6 +209,19 @@ func (f *finders) announce(ctx context.Context, c *cli.Context, p *peerSetup, id
 		p.notef("announcing %s, an address of this machine only: peers on the LAN cannot dial it; listen with --tcp :PORT or --tcp LAN-ADDRESS:PORT", tcp)
 	}
 	return nil
+}
+
+// loopbackURL reports whether u names a loopback host.
+func loopbackURL(u string) bool {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	if pu.Hostname() == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(pu.Hostname())
+	return err == nil && a.IsLoopback()
 }
 
 // allLoopback reports whether every named interface is a loopback one.

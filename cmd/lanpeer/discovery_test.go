@@ -279,3 +279,12 @@ func TestRegistrarRefreshes(t *testing.T) {
 		t.Fatalf("notes:\n%s", got)
 	}
 }
+
+func TestLoopbackURL(t *testing.T) {
+	for u, want := range map[string]bool{"http://127.0.0.1:8470": true, "http://localhost:8470/": true, "https://[::1]:1": true,
+		"http://dir.example:8470": false, "http://10.0.0.1:8470": false, "http://%zz": false} {
+		if got := loopbackURL(u); got != want {
+			t.Errorf("loopbackURL(%q) = %v, want %v", u, got, want)
+		}
+	}
+}
