@@ -105,6 +105,19 @@ func TestDirectoryRegisterAndDial(t *testing.T) {
 	}
 	waitMatch(t, l.stdout, did+" via directory\n")
 
+	// A LAN that cannot be asked (no such interface) falls through to the
+	// directory too.
+	r = lanpeer(t, "dial", "--home", dhome, "--iface", "lp-no-such-if", "--directory", srv.URL, lid, "msg", "no LAN")
+	if r.code != exitOK || r.stderr != "" {
+		t.Fatalf("dial --iface NOSUCH --directory PEERID msg: %+v", r)
+	}
+	waitMatch(t, l.stdout, did+" no LAN\n")
+	// Without a directory, that failure is the error, with what to do.
+	r = lanpeer(t, "dial", "--home", dhome, "--iface", "lp-no-such-if", lid, "msg", "x")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "the LAN could not be asked") || !strings.Contains(r.stderr, "--directory URL") {
+		t.Fatalf("dial --iface NOSUCH PEERID msg: %+v", r)
+	}
+
 	// --lookup-timeout 0 skips the LAN; an unregistered ID is not found.
 	r = lanpeer(t, "dial", "--home", dhome, "--lookup-timeout", "0", "--directory", srv.URL, did, "msg", "x")
 	if r.code != exitFailure || !strings.Contains(r.stderr, "holds no record of it") || strings.Contains(r.stderr, "LAN (") {

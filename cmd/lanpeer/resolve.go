@@ -56,21 +56,18 @@ func (d *dialer) resolve(ctx context.Context) error {
 	}
 	var tried []string
 	if timeout := c.Duration("lookup-timeout"); timeout > 0 {
-		cfg, err := discoveryConfig(c, d.p.log)
-		if err != nil {
-			return err
-		}
-		addrs, err := lookupLAN(ctx, cfg, id, timeout)
+		addrs, err := d.lookupLAN(ctx, id, timeout)
+		var usage *usageError
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case err == nil:
 			d.pin(id, addrs)
 			return nil
-		case !errors.Is(err, discovery.ErrNotFound):
-			return fmt.Errorf("looking %s up on the LAN: %w", id, err)
+		case errors.As(err, &usage):
+			return err
 		}
-		tried = append(tried, fmt.Sprintf("it did not answer on the LAN (interfaces %v) within %s", cfg.Interfaces, timeout))
+		tried = append(tried, err.Error())
 	}
 	if u := c.String("directory"); u != "" {
 		dc := &directory.Client{BaseURL: u, HTTPClient: directoryHTTP()}
@@ -98,8 +95,12 @@ func (d *dialer) resolve(ctx context.Context) error {
 }
 
 // lookupLAN asks the LAN for id with a passive discovery Service and
-// returns its TCP addresses.
-func lookupLAN(ctx context.Context, cfg discovery.Config, id cryptosuite.PeerID, timeout time.Duration) ([]string, error) {
+// returns its TCP addresses. A failure says what was asked.
+func (d *dialer) lookupLAN(ctx context.Context, id cryptosuite.PeerID, timeout time.Duration) ([]string, error) {
+	cfg, err := discoveryConfig(d.c, d.p.log)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := discovery.New(cfg)
 	if err != nil {
 		return nil, usageIfBadConfig(err)
@@ -109,17 +110,16 @@ func lookupLAN(ctx context.Context, cfg discovery.Config, id cryptosuite.PeerID,
 	defer wg.Wait()
 	defer cancel()
 	if err := runDiscovery(ctx, &wg, svc); err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %w", discovery.ErrNotFound, err)
-		}
-		return nil, fmt.Errorf("%w: name interfaces that exist and can multicast with --iface", err)
+		return nil, fmt.Errorf("the LAN could not be asked (%w): name interfaces that exist and can multicast with --iface", err)
 	}
 	p, err := svc.Lookup(ctx, id)
-	if err != nil {
+	switch {
+	case errors.Is(err, discovery.ErrNotFound):
+		return nil, fmt.Errorf("it did not answer on the LAN (interfaces %v) within %s", cfg.Interfaces, timeout)
+	case err != nil:
 		return nil, err
-	}
-	if len(p.TCPAddrs) == 0 {
-		return nil, fmt.Errorf("%w: %s announces no TCP address", discovery.ErrNotFound, id)
+	case len(p.TCPAddrs) == 0:
+		return nil, fmt.Errorf("it announces no TCP address on the LAN")
 	}
 	return addrStrings(p.TCPAddrs), nil
 }
