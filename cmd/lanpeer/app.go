@@ -103,6 +103,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			idCommand(),
 			listenCommand(),
 			dialCommand(),
+			peersCommand(),
 			directoryCommand(),
 			completionCommand(),
 			helpCommand(),

@@ -45,9 +45,10 @@ func dialCommand() *cli.Command {
 			"   lanpeer dial [flags] TARGET msg [--] TEXT\n" +
 			"   lanpeer dial [flags] TARGET",
 		Description: "TARGET is HOST:PORT or PEERID@HOST:PORT (an IPv6 HOST in brackets). With PEERID the peer must have\n" +
-			"that ID. Without it, the first session records the peer's ID for HOST:PORT in DIR/known_peers (trust\n" +
-			"on first use) and every later session must show the same ID: a changed key is refused with the way\n" +
-			"to resolve it. Flags go before TARGET. On first run the identity is created (of the --key type).\n" +
+			"that ID. A bare PEERID is looked up on the LAN (--iface, --lookup-timeout), then in the directory at\n" +
+			"--directory URL, and dialed as PEERID@HOST:PORT. Without PEERID, the first session records the peer's\n" +
+			"ID for HOST:PORT in DIR/known_peers (trust on first use) and every later session must show the same\n" +
+			"ID: a changed key is refused with the way to resolve it. Flags go before TARGET. On first run the identity is created (of the --key type).\n" +
 			"\n" +
 			"Commands:\n" +
 			"   msg TEXT   send TEXT as one direct message; exit 0 once the listener has read it. TEXT \"-\" reads\n" +
@@ -71,7 +72,7 @@ func dialCommand() *cli.Command {
 			createKeyFlag(),
 			handshakeTimeoutFlag(),
 			logLevelFlag(),
-		}, rekeyFlags()...),
+		}, append(rekeyFlags(), resolveFlags()...)...),
 		BashComplete: completer(func(c *cli.Context) []string {
 			if c.NArg() == 1 {
 				return dialCommands
@@ -87,6 +88,7 @@ type dialer struct {
 	c       *cli.Context // dial's own, whose flags these are
 	p       *peerSetup
 	target  string
+	others  []string // more PEERID@HOST:PORT of a resolved bare PEERID, tried in turn
 	kex     *cryptosuite.KEXSuite
 	literal bool // "--" came before TEXT
 	stdin   io.Reader
@@ -101,7 +103,7 @@ func dialAction(c *cli.Context) error {
 	if len(tail) > 0 && len(tail[0]) > 1 && tail[0][0] == '-' {
 		return usagef("flag %s comes after TARGET %q: dial's flags go before TARGET, as in 'lanpeer dial [flags] TARGET [COMMAND [ARGS]]'", tail[0], target)
 	}
-	if _, err := node.ParseTarget(target); err != nil {
+	if _, err := node.ParseTarget(target); err != nil && !isBarePeerID(target) {
 		return usagef("%s", strings.TrimPrefix(err.Error(), "node: "))
 	}
 	kex, ok := cryptosuite.KEXByCLIName(c.String("kex"))
@@ -275,6 +277,9 @@ type dialSession struct {
 // connect dials the target; onMessage gets what the listener sends (nil:
 // dropped).
 func (d *dialer) connect(ctx context.Context, onMessage func(node.Received)) (*dialSession, error) {
+	if err := d.resolve(ctx); err != nil {
+		return nil, err
+	}
 	id, err := d.p.identity(d.c)
 	if err != nil {
 		return nil, err
@@ -298,7 +303,7 @@ func (d *dialer) connect(ctx context.Context, onMessage func(node.Received)) (*d
 		Logger:           d.p.log,
 		HandshakeTimeout: d.c.Duration("handshake-timeout"),
 	}
-	if s.conn, err = node.Dial(ctx, d.target, cfg); err != nil {
+	if s.conn, err = d.dial(ctx, cfg); err != nil {
 		return nil, d.explain(err, id, cfg)
 	}
 	if s.m, err = s.msg.Attach(s.conn); err != nil {

@@ -166,6 +166,7 @@ func listenCommand() *cli.Command {
 		createKeyFlag(),
 		logLevelFlag(),
 	}
+	flags = append(flags, finderFlags()...)
 	return command(&cli.Command{
 		Name:  "listen",
 		Usage: "accept sessions: print the direct messages peers send, send what you type as @PEERID TEXT",
@@ -183,6 +184,11 @@ func listenCommand() *cli.Command {
 			"(to each of its sessions). PEERID may be shortened to a prefix of at least 8 characters that only\n" +
 			"one connected peer's ID starts with. Other lines get a note on standard error. The end of standard\n" +
 			"input does not stop the server.\n" +
+			"\n" +
+			"--discovery announces this listener on the LAN (UDP multicast on the --iface interfaces) so that\n" +
+			"'lanpeer peers' lists it and 'lanpeer dial PEERID' finds it. --directory URL registers its addresses\n" +
+			"with a 'lanpeer directory' (a record signed by the identity, valid 10 minutes, renewed every 5);\n" +
+			"a failed registration is noted on standard error and retried, and the listener goes on.\n" +
 			"\n" +
 			"Serves until SIGINT or SIGTERM, then stops accepting, lets sessions finish for up to --drain-timeout\n" +
 			"and exits 0. The limits below refuse what exceeds them, one connection or stream at a time; a value\n" +
@@ -245,6 +251,12 @@ func listenAction(c *cli.Context) error {
 		return err
 	}
 	p.notef("listening on %s as %s", l.srv.Addr(), id.PeerID())
+	f, err := startFinders(c, p, id, l.srv.Addr())
+	if err != nil {
+		l.srv.Close()
+		return err
+	}
+	defer f.stop()
 
 	served := make(chan error, 1)
 	go func() { served <- l.srv.Serve(c.Context) }()
