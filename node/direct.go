@@ -303,6 +303,9 @@ func (m *Messenger) sendLocked(ctx context.Context, text string) error {
 // withDeadline runs f, which blocks on a stream, with set applying ctx's
 // deadline and cancellation, and clears the deadline afterwards.
 func withDeadline(ctx context.Context, set func(time.Time) error, f func() error) error {
+	if ctx.Done() == nil {
+		return f() // never cancelled, no deadline
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = set(dl)
 	}
