@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/session"
 	"github.com/lanpeer/lanpeer/wire"
@@ -163,11 +165,10 @@ type Messenger struct {
 	finished bool    // Finish was called
 	ended    bool    // the session has ended; guarded by sendMu and ctrlMu
 
-	ctrlMu    sync.Mutex
-	ctrl      *Stream   // the control stream, once open; nil after it ends
-	stallAt   time.Time // an exchange waits for the peer's flight until then
-	idlePoll  time.Time // a timed Poll found nothing due (see nextWake)
-	ctrlEnded bool      // the control stream has ended for this session
+	ctrlMu   sync.Mutex
+	ctrl     *Stream   // the control stream, once open; nil after it ends
+	stallAt  time.Time // an exchange waits for the peer's flight until then
+	idlePoll time.Time // a timed Poll found nothing due (see nextWake)
 
 	kick     chan struct{} // wakes run to recompute its timer
 	failOnce sync.Once
@@ -213,6 +214,7 @@ func (c *Conn) liveKeys() (*session.Keys, error) {
 		return nil, ErrClosed
 	}
 	k := *c.keys
+	k.AuthKey = [session.AuthKeySize]byte{} // not needed here
 	k.C2S = append([]byte(nil), k.C2S...)
 	k.S2C = append([]byte(nil), k.S2C...)
 	k.RekeySecret = append([]byte(nil), k.RekeySecret...)
@@ -301,6 +303,9 @@ func (m *Messenger) sendLocked(ctx context.Context, text string) error {
 // withDeadline runs f, which blocks on a stream, with set applying ctx's
 // deadline and cancellation, and clears the deadline afterwards.
 func withDeadline(ctx context.Context, set func(time.Time) error, f func() error) error {
+	if ctx.Done() == nil {
+		return f() // never cancelled, no deadline
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = set(dl)
 	}
@@ -401,7 +406,7 @@ func (m *Messenger) open(p []byte) (string, *wire.DirectMessage, error) {
 // closing reports whether a stream error is the session ending (or the
 // other side closing its stream at a frame boundary) rather than a fault.
 func (m *Messenger) closing(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, ErrClosed) || m.sessionEnding()
+	return errors.Is(err, io.EOF) || errors.Is(err, ErrClosed) || errors.Is(err, yamux.ErrRemoteGoAway) || m.sessionEnding()
 }
 
 // sessionEnding reports whether the session is closing or draining.
@@ -428,9 +433,15 @@ func (m *Messenger) openControl() {
 	s, err := m.c.OpenStream(ctx, KindControl)
 	cancel()
 	if err != nil {
-		if !m.closing(err) {
-			m.fail(fmt.Errorf("node: opening the control stream: %w", err))
+		// A responder that is shutting down refuses new streams (GoAway,
+		// or a reset if the GoAway crossed the open): no rekey is needed
+		// on a session about to end, and the sender never exceeds its
+		// limit without one (session.ErrRekeyRequired).
+		if m.closing(err) || errors.Is(err, yamux.ErrConnectionReset) {
+			m.log.Debug("no control stream: no rekey in this session", "err", err)
+			return
 		}
+		m.fail(fmt.Errorf("node: opening the control stream: %w", err))
 		return
 	}
 	defer s.Close()
@@ -448,9 +459,8 @@ func (m *Messenger) readControl(s *Stream) {
 	defer func() {
 		m.ctrlMu.Lock()
 		if m.ctrl == s {
-			m.ctrl = nil
+			m.ctrl = nil // rekeying ends with the control stream
 		}
-		m.ctrlEnded = true
 		m.ctrlMu.Unlock()
 	}()
 	for {

@@ -548,3 +548,58 @@ func TestDirectSessionEnd(t *testing.T) {
 		t.Fatalf("attach after the end: %v", err)
 	}
 }
+
+// TestDirectServerDraining: a requestor that attaches while the server
+// drains (GoAway sent, a handler still running) cannot open its control
+// stream; that is no failure: the session ends as the server closes it,
+// and Err stays nil.
+func TestDirectServerDraining(t *testing.T) {
+	release := make(chan struct{})
+	served := make(chan struct{})
+	scfg := serverConfig(identity(t, "ed-s"))
+	scfg.DrainTimeout = hang
+	scfg.Handlers[kindEcho] = HandlerFunc(func(ctx context.Context, s *Stream) {
+		close(served)
+		<-release // holds the drain open, as a slow handler would
+	})
+	srv := startServer(t, scfg)
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the server's cleanup, should the test fail
+	var logs logStore
+	cp := newDirectPeer(DirectConfig{})
+	t.Cleanup(cp.msg.Wait)
+	ccfg := clientConfig(identity(t, "ed-a"))
+	ccfg.Handlers, ccfg.Logger = cp.msg.Handlers(), logs.logger()
+	conn := mustDial(t, pinned(srv), ccfg)
+	s, err := conn.OpenStream(context.Background(), kindEcho)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	<-served
+	closed := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(closed)
+	}()
+	waitFor(t, "the server's GoAway", func() bool {
+		_, err := conn.OpenStream(context.Background(), kindEcho)
+		return err != nil
+	})
+	m, err := cp.msg.Attach(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the control stream's refusal", func() bool { return logs.has("no control stream") })
+	free()
+	<-closed
+	select {
+	case <-m.Done():
+	case <-time.After(hang):
+		t.Fatal("the messenger outlived the session")
+	}
+	if m.Err() != nil || logs.has("closing the session") {
+		t.Fatalf("a draining server counted as a failure: %v", m.Err())
+	}
+}

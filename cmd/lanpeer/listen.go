@@ -89,7 +89,7 @@ func limitFlags() []cli.Flag {
 	return []cli.Flag{
 		handshakeTimeoutFlag(),
 		&cli.Float64Flag{Name: "handshake-rate", Value: node.DefaultHandshakeRate,
-			Usage: "new connections per second from one address (IPv4 address, IPv6 /64), refused at TCP accept beyond it; negative: no limit"},
+			Usage: "`N` new connections per second from one address (IPv4 address, IPv6 /64), refused at TCP accept beyond it; negative: no limit"},
 		&cli.IntFlag{Name: "handshake-burst", Value: node.DefaultHandshakeBurst, Usage: "`N` connections in a burst above --handshake-rate"},
 		&cli.IntFlag{Name: "max-pending", Value: node.DefaultMaxPendingHandshakes, Usage: "`N` connections short of an established session"},
 		&cli.IntFlag{Name: "max-sessions", Value: node.DefaultMaxSessions, Usage: "`N` established sessions"},
