@@ -27,7 +27,7 @@ const finishTimeout = 10 * time.Second
 const quitCommand = "/quit"
 
 // dialCommands are the words that may follow TARGET.
-var dialCommands = []string{"msg"}
+var dialCommands = []string{"msg", "room", "send", "read"}
 
 func kexNames() []string {
 	var names []string
@@ -146,7 +146,7 @@ func (d *dialer) runCommand(c *cli.Context, tail []string) error {
 			return usagef("unknown dial command %q (want %s; with none, an interactive session): run 'lanpeer dial --help'",
 				cc.Args().First(), strings.Join(dialCommands, ", "))
 		},
-		Commands: []*cli.Command{d.msgCommand()},
+		Commands: append([]*cli.Command{d.msgCommand()}, d.roomCommands()...),
 	}
 	return app.RunContext(c.Context, append([]string{name}, tail...))
 }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanpeer/lanpeer/room"
+)
+
+// newPeer makes a home with a fresh Ed25519 identity and returns it with
+// the peer ID.
+func newPeer(t *testing.T, name string) (home, id string) {
+	t.Helper()
+	home = filepath.Join(t.TempDir(), name)
+	r := lanpeer(t, "init", "--home", home, "--key", "ed25519")
+	if r.code != exitOK {
+		t.Fatalf("init %s: %+v", name, r)
+	}
+	r = lanpeer(t, "id", "--home", home)
+	if r.code != exitOK {
+		t.Fatalf("id %s: %+v", name, r)
+	}
+	return home, strings.TrimSpace(r.stdout)
+}
+
+// TestRooms: three peers in-process. The host serves rooms; alice creates
+// one and invites bob once bob has dialed the host; bob reads alice's
+// message; after a rotation and bob's removal, bob cannot read the new
+// messages. Standard output carries only the results.
+func TestRooms(t *testing.T) {
+	_, addr, _ := startListen(t, filepath.Join(t.TempDir(), "host"), "--key", "ed25519", "--handshake-rate", "-1")
+	alice, aliceID := newPeer(t, "alice")
+	bob, bobID := newPeer(t, "bob")
+	dial := func(home string, args ...string) result {
+		t.Helper()
+		return lanpeer(t, append([]string{"dial", "--home", home, addr}, args...)...)
+	}
+	ok := func(r result, what string) string {
+		t.Helper()
+		if r.code != exitOK {
+			t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", what, r.code, r.stdout, r.stderr)
+		}
+		return r.stdout
+	}
+
+	out := ok(dial(alice, "room", "create", "--cipher", "chacha20poly1305", "lunch"), "room create")
+	if !regexp.MustCompile(`^[0-9a-f]{32}\n$`).MatchString(out) {
+		t.Fatalf("room create printed %q, want a room id", out)
+	}
+	rid := strings.TrimSpace(out)
+	if fi, err := os.Stat(filepath.Join(alice, roomsDir)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("rooms directory: %v, %v", fi, err)
+	}
+
+	// bob has never dialed: the host has no key package of his.
+	r := dial(alice, "room", "invite", rid, bobID)
+	if r.code == exitOK || !strings.Contains(r.stderr, "must run a room command on this host once") {
+		t.Fatalf("invite before bob dialed: %+v", r)
+	}
+	if got := ok(dial(bob, "room", "list"), "bob's room list"); got != "" {
+		t.Fatalf("bob's rooms before the invite: %q", got)
+	}
+	ok(dial(alice, "room", "invite", rid, bobID), "invite")
+	if got, want := ok(dial(bob, "room", "list"), "bob's room list"), rid+" lunch member 2\n"; got != want {
+		t.Fatalf("bob's room list: %q, want %q", got, want)
+	}
+
+	if got := ok(dial(alice, "send", rid, "hello bob"), "send"); got != "1\n" {
+		t.Fatalf("send printed %q, want 1", got)
+	}
+	if got, want := ok(dial(bob, "read", rid), "bob's read"), "1 "+aliceID+" hello bob\n"; got != want {
+		t.Fatalf("bob read %q, want %q", got, want)
+	}
+	if got := ok(dial(bob, "send", rid, "hi\nalice"), "bob's send"); got != "2\n" {
+		t.Fatalf("bob's send printed %q", got)
+	}
+	if got, want := ok(dial(alice, "read", "--after", "1", rid), "alice's read"), "2 "+bobID+` hi\nalice`+"\n"; got != want {
+		t.Fatalf("alice read %q, want %q", got, want)
+	}
+
+	ok(dial(alice, "room", "rotate", rid), "rotate")
+	// bob's state is at epoch 2; his send catches up to epoch 3 first.
+	if got := ok(dial(bob, "send", rid, "after rotate"), "bob's send after rotate"); got != "3\n" {
+		t.Fatalf("bob's send after rotate printed %q", got)
+	}
+	info := ok(dial(alice, "room", "info", rid), "info")
+	for _, want := range []string{"epoch 3\n", "member " + aliceID + " master acked 3\n", "member " + bobID + " member acked 3\n"} {
+		if !strings.Contains(info, want) {
+			t.Fatalf("room info lacks %q:\n%s", want, info)
+		}
+	}
+
+	ok(dial(alice, "room", "remove", rid, bobID), "remove")
+	ok(dial(alice, "send", rid, "secret"), "send after remove")
+	r = dial(bob, "read", "--after", "3", rid)
+	if r.code == exitOK || r.stdout != "" || !strings.Contains(r.stderr, "not a member") {
+		t.Fatalf("bob's read after removal: %+v", r)
+	}
+	if got, want := ok(dial(alice, "read", "--after", "3", rid), "alice's read"), "4 "+aliceID+" secret\n"; got != want {
+		t.Fatalf("alice read %q, want %q", got, want)
+	}
+}
+
+// TestRoomFollow: read --follow prints what is sent while it runs.
+func TestRoomFollow(t *testing.T) {
+	host, addr, _ := startListen(t, filepath.Join(t.TempDir(), "host"), "--key", "ed25519", "--handshake-rate", "-1")
+	alice, aliceID := newPeer(t, "alice")
+	r := lanpeer(t, "dial", "--home", alice, addr, "room", "create", "notes")
+	if r.code != exitOK {
+		t.Fatalf("create: %+v", r)
+	}
+	rid := strings.TrimSpace(r.stdout)
+	f := start(t, "dial", "--home", alice, "--json", addr, "read", "--follow", rid)
+	// Once the follower has its session (the second one the host saw),
+	// what is sent reaches it by push, or by its first read.
+	waitMatch(t, host.stderr, `(?s)connected from.*connected from`)
+	for _, text := range []string{"one", "two"} {
+		if r := lanpeer(t, "dial", "--home", alice, addr, "send", rid, text); r.code != exitOK {
+			t.Fatalf("send: %+v", r)
+		}
+	}
+	defer func() {
+		if t.Failed() {
+			t.Log(f.stderr.String())
+		}
+	}()
+	waitMatch(t, f.stdout, `\{"seq":1,"sender":"`+aliceID+`","text":"one","time":"[^"]+"\}\n\{"seq":2,"sender":"`+aliceID+`","text":"two","time":"[^"]+"\}\n`)
+	f.cancel()
+	if code := f.wait(t); code != exitOK {
+		t.Fatalf("read --follow after interrupt: exit %d\n%s", code, f.stderr.String())
+	}
+}
+
+// TestRoomStateFiles: the key package secrets are a private file, reused
+// while valid, renewed before expiry, and the old ones stay readable.
+func TestRoomStateFiles(t *testing.T) {
+	home, _ := newPeer(t, "x")
+	ident, _, err := loadIdentity(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newRoomHome(home)
+	now := time.Now()
+	s1, err := h.currentSecrets(ident, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := h.currentSecrets(ident, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.KeyPackage().Hash() != s2.KeyPackage().Hash() {
+		t.Fatal("a second use made a new key package")
+	}
+	fi, err := os.Stat(h.keyPackagePath(s1.KeyPackage().Hash()))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key package file: %v, %v", fi, err)
+	}
+	s3, err := h.currentSecrets(ident, now.Add(room.DefaultKeyPackageLifetime-keyPackageRenewal/2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3.KeyPackage().Hash() == s1.KeyPackage().Hash() {
+		t.Fatal("an expiring key package was reused")
+	}
+	if _, err := h.secretsFor(s1.KeyPackage().Hash()); err != nil {
+		t.Fatal(err)
+	}
+}
