@@ -417,6 +417,17 @@ func (d *dialer) roomCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				for i, n := range names { // checked before anything is dialed
+					switch n {
+					case "ROOM":
+						_, err = parseRoomID(args[i])
+					case "PEERID":
+						_, err = parsePeerArg(args[i])
+					}
+					if err != nil {
+						return err
+					}
+				}
 				return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error { return run(s, ctx, args) })
 			},
 		})
@@ -439,10 +450,22 @@ func (d *dialer) roomCommand() *cli.Command {
 		}
 		return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error { return s.create(ctx, args[0], suite) })
 	}
-	return command(&cli.Command{
+	cmd := command(&cli.Command{
 		Name:      "room",
 		Usage:     "manage the rooms hosted by TARGET",
 		UsageText: "lanpeer dial [flags] TARGET room COMMAND [ARGS]",
+		Description: "TARGET ('lanpeer listen') hosts the rooms: it stores and forwards their signed, encrypted objects\n" +
+			"and can read none of the messages. The room's master (its creator) invites, removes and rotates;\n" +
+			"every member checks each commit against the master's signature itself.\n" +
+			"\n" +
+			"Every room command publishes this peer's key package to the host first, so a peer that is to be\n" +
+			"invited runs one room command there ('room list') before the master invites it. An invited peer\n" +
+			"joins with its first command on the room (any of them; 'room join' does only that): it fetches\n" +
+			"the commits and its room key. Each command catches up with the room's commits first.\n" +
+			"\n" +
+			"State: DIR/rooms/keypackages/HASH.pem holds this peer's key package secrets (0600; renewed a week\n" +
+			"before they expire, the old ones kept), DIR/rooms/HOSTPEERID/ROOMID.json each room's verified\n" +
+			"state (0600). Do not run two commands on the same room from one DIR at once.",
 		Subcommands: []*cli.Command{
 			create,
 			sub("list", "list this peer's rooms on the host: id, name, role, epoch", nil, (*roomSession).list),
@@ -454,6 +477,14 @@ func (d *dialer) roomCommand() *cli.Command {
 			sub("leave", "leave ROOM", []string{"ROOM"}, (*roomSession).leave),
 		},
 	})
+	cmd.CustomHelpTemplate = cli.SubcommandHelpTemplate
+	cmd.Action = func(c *cli.Context) error {
+		if c.NArg() == 0 {
+			return usagef("missing COMMAND: 'lanpeer dial [flags] TARGET room COMMAND [ARGS]' (create, list, info, join, invite, remove, rotate, leave)")
+		}
+		return usagef("unknown room command %q (want create, list, info, join, invite, remove, rotate or leave)", c.Args().First())
+	}
+	return cmd
 }
 
 // withRooms runs f on a session with the host.
@@ -814,6 +845,12 @@ func (s *roomSession) readHistory(ctx context.Context, id store.RoomID, cursor u
 			break
 		}
 		msgs, err := s.rc.Read(ctx, id, cursor, want)
+		var trimmed *store.HistoryTrimmedError
+		if errors.As(err, &trimmed) && printed == 0 && trimmed.Oldest > cursor+1 {
+			s.d.p.notef("the host keeps room %s's messages from %d on; %d to %d are gone", id, trimmed.Oldest, cursor+1, trimmed.Oldest-1)
+			cursor = trimmed.Oldest - 1
+			continue
+		}
 		if err != nil {
 			return cursor, hostErr(err)
 		}

@@ -171,3 +171,29 @@ func TestRoomStateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRoomUsage: room command lines that cannot be right are refused with
+// exit 2 and the fix, before anything is dialed.
+func TestRoomUsage(t *testing.T) {
+	home, _ := newPeer(t, "u")
+	const target = "127.0.0.1:1" // never dialed
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"room"}, "missing COMMAND"},
+		{[]string{"room", "frob"}, `unknown room command "frob"`},
+		{[]string{"room", "info"}, "missing ROOM"},
+		{[]string{"room", "info", "abc"}, `ROOM "abc": want a room id, 32 hex characters`},
+		{[]string{"room", "invite", "00112233445566778899aabbccddeeff", "bob"}, `PEERID "bob": want a peer ID`},
+		{[]string{"room", "create", "--cipher", "rot13", "x"}, `--cipher "rot13"`},
+		{[]string{"room", "create", "two\nlines"}, "NAME:"},
+		{[]string{"send", "00112233445566778899aabbccddeeff"}, "want ROOM and TEXT"},
+		{[]string{"read", "--limit", "-1", "00112233445566778899aabbccddeeff"}, "--limit -1"},
+	} {
+		r := lanpeer(t, append([]string{"dial", "--home", home, target}, tc.args...)...)
+		if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: %+v; want exit %d and %q", tc.args, r, exitUsage, tc.want)
+		}
+	}
+}
