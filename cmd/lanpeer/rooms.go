@@ -51,7 +51,7 @@ func roomService(c *cli.Context, cfg *node.Config) (close func(), err error) {
 	if c.Int("history") < 1 {
 		return nil, usagef("--history %d: want at least 1", c.Int("history"))
 	}
-	st, err := memory.New(memory.Options{HistoryPerRoom: c.Int("history")})
+	st, err := newRoomStore(c.Int("history"))
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -62,6 +62,12 @@ func roomService(c *cli.Context, cfg *node.Config) (close func(), err error) {
 	}
 	svc.Configure(cfg)
 	return func() { svc.Close(); st.Close() }, nil
+}
+
+// newRoomStore makes the store of --store memory (a variable: the tests
+// look into it).
+var newRoomStore = func(history int) (store.Store, error) {
+	return memory.New(memory.Options{HistoryPerRoom: history})
 }
 
 // Dialing side.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lanpeer/lanpeer/room"
+	"github.com/lanpeer/lanpeer/store"
+	"github.com/lanpeer/lanpeer/store/memory"
 )
 
 // newPeer makes a home with a fresh Ed25519 identity and returns it with
@@ -32,6 +37,13 @@ func newPeer(t *testing.T, name string) (home, id string) {
 // message; after a rotation and bob's removal, bob cannot read the new
 // messages. Standard output carries only the results.
 func TestRooms(t *testing.T) {
+	var hosted store.Store
+	defer func(f func(int) (store.Store, error)) { newRoomStore = f }(newRoomStore)
+	newRoomStore = func(history int) (store.Store, error) {
+		st, err := memory.New(memory.Options{HistoryPerRoom: history})
+		hosted = st
+		return st, err
+	}
 	_, addr, _ := startListen(t, filepath.Join(t.TempDir(), "host"), "--key", "ed25519", "--handshake-rate", "-1")
 	alice, aliceID := newPeer(t, "alice")
 	bob, bobID := newPeer(t, "bob")
@@ -102,6 +114,25 @@ func TestRooms(t *testing.T) {
 	}
 	if got, want := ok(dial(alice, "read", "--after", "3", rid), "alice's read"), "4 "+aliceID+" secret\n"; got != want {
 		t.Fatalf("alice read %q, want %q", got, want)
+	}
+
+	// The host holds the messages, and none of their texts.
+	id, err := parseRoomID(rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := hosted.ReadMessages(t.Context(), id, 0, 10)
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("the host's store holds %d messages (%v), want 4", len(msgs), err)
+	}
+	for _, m := range msgs {
+		for _, text := range []string{"hello bob", "hi\nalice", "after rotate", "secret"} {
+			for _, form := range []string{text, hex.EncodeToString([]byte(text)), base64.StdEncoding.EncodeToString([]byte(text))} {
+				if bytes.Contains(m.Blob, []byte(form)) {
+					t.Fatalf("message %d as stored holds %q", m.Seq, form)
+				}
+			}
+		}
 	}
 }
 
