@@ -212,6 +212,11 @@ func listenAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	rooms, closeRooms, err := roomService(c, p.log)
+	if err != nil {
+		return err
+	}
+	defer closeRooms()
 	id, err := p.identity(c)
 	if err != nil {
 		return err
@@ -237,11 +242,7 @@ func listenAction(c *cli.Context) error {
 		MaxControlFrame:      c.Int("max-frame"),
 		DrainTimeout:         c.Duration("drain-timeout"),
 	}
-	closeRooms, err := roomService(c, cfg)
-	if err != nil {
-		return err
-	}
-	defer closeRooms()
+	rooms.Configure(cfg)
 	l.srv, err = node.Listen(c.String("tcp"), cfg)
 	if errors.Is(err, node.ErrConfig) {
 		return usagef("%v", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/lanpeer/lanpeer/session"
 	"github.com/lanpeer/lanpeer/store"
 	"github.com/lanpeer/lanpeer/store/memory"
+	"github.com/lanpeer/lanpeer/store/mongo"
 	"github.com/lanpeer/lanpeer/wire"
 )
 
@@ -36,32 +38,44 @@ const maxPages = 1024
 func storeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "store", Value: "memory",
-			Usage: "where the hosted rooms are kept: `memory` (lost when listen stops)"},
+			Usage: "where the hosted rooms are kept: `memory` (lost when listen stops) or a MongoDB URI, mongodb://HOST[:PORT]/DB (kept; every message until its room is deleted)"},
 		&cli.IntFlag{Name: "history", Value: memory.DefaultHistoryPerRoom,
-			Usage: "keep the newest `N` messages of each room; older ones are dropped"},
+			Usage: "with --store memory, keep the newest `N` messages of each room; older ones are dropped"},
 	}
 }
 
 // roomService makes the room service listen serves with the --store and
-// --history flags, configured into cfg. close releases it and its store.
-func roomService(c *cli.Context, cfg *node.Config) (close func(), err error) {
-	if c.String("store") != "memory" {
-		return nil, usagef("--store %q: only \"memory\" is supported", c.String("store"))
+// --history flags (svc.Configure puts it in a Config). close releases it
+// and its store.
+func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close func(), err error) {
+	var st store.Store
+	switch where := c.String("store"); {
+	case where == "memory":
+		if c.Int("history") < 1 {
+			return nil, nil, usagef("--history %d: want at least 1", c.Int("history"))
+		}
+		if st, err = newRoomStore(c.Int("history")); err != nil {
+			return nil, nil, usagef("%v", err)
+		}
+	case strings.HasPrefix(where, "mongodb://") || strings.HasPrefix(where, "mongodb+srv://"):
+		if c.IsSet("history") {
+			return nil, nil, usagef("--history applies to --store memory only: a MongoDB store keeps every message until its room is deleted")
+		}
+		st, err = mongo.Open(c.Context, where, mongo.Options{})
+		if errors.Is(err, mongo.ErrBadOptions) {
+			return nil, nil, usagef("--store: %v", err)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("--store: %w", err)
+		}
+	default:
+		return nil, nil, usagef("--store %q: want memory or a MongoDB URI (mongodb://HOST[:PORT]/DB)", where)
 	}
-	if c.Int("history") < 1 {
-		return nil, usagef("--history %d: want at least 1", c.Int("history"))
-	}
-	st, err := newRoomStore(c.Int("history"))
-	if err != nil {
-		return nil, usagef("%v", err)
-	}
-	svc, err := node.NewService(node.ServiceConfig{Store: st, Logger: cfg.Logger})
-	if err != nil {
+	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log}); err != nil {
 		st.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	svc.Configure(cfg)
-	return func() { svc.Close(); st.Close() }, nil
+	return svc, func() { svc.Close(); st.Close() }, nil
 }
 
 // newRoomStore makes the store of --store memory (a variable: the tests

@@ -228,3 +228,26 @@ func TestRoomUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestListenStoreUsage: a --store or --history listen cannot use is
+// refused with exit 2 before the identity is created or anything listens.
+func TestListenStoreUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--store", "redis://x"}, `--store "redis://x": want memory or a MongoDB URI`},
+		{[]string{"--store", "mongodb://a:b:c/"}, "--store: mongo: bad options"},
+		{[]string{"--store", "mongodb://127.0.0.1:1/db", "--history", "5"}, "--history applies to --store memory only"},
+		{[]string{"--history", "0"}, "--history 0: want at least 1"},
+	} {
+		home := filepath.Join(t.TempDir(), "h")
+		r := lanpeer(t, append([]string{"listen", "--home", home, "--tcp", "127.0.0.1:0"}, tc.args...)...)
+		if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("listen %q: %+v; want exit %d and %q", tc.args, r, exitUsage, tc.want)
+		}
+		if _, err := os.Stat(filepath.Join(home, identityFile)); err == nil {
+			t.Errorf("listen %q created an identity", tc.args)
+		}
+	}
+}
