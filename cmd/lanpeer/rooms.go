@@ -770,6 +770,9 @@ func (d *dialer) sendAction(c *cli.Context) error {
 			if err := s.home.saveState(s.host(), st); err != nil {
 				return err
 			}
+			if beforeRoomSend != nil {
+				beforeRoomSend()
+			}
 			seq, err := s.rc.Send(ctx, id, blob)
 			if errors.Is(err, room.ErrOldEpoch) {
 				continue // catch up and seal again with the same id
@@ -783,6 +786,10 @@ func (d *dialer) sendAction(c *cli.Context) error {
 		return fmt.Errorf("room %s moved to a newer epoch %d times while sending; try again", id, maxSendRetries)
 	})
 }
+
+// beforeRoomSend, when set (by tests), runs between sealing a message and
+// sending it.
+var beforeRoomSend func()
 
 func mustMembers(st *room.MemberState, epoch uint64) []room.Member {
 	ms, _ := st.Members(epoch)

@@ -251,3 +251,46 @@ func TestListenStoreUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestRoomSendStale: a send sealed under an epoch the room has just left
+// behind is refused by the host; send catches up and sends the message
+// again, under the new epoch with the same id, and it is stored once.
+func TestRoomSendStale(t *testing.T) {
+	_, addr, _ := startListen(t, filepath.Join(t.TempDir(), "host"), "--key", "ed25519", "--handshake-rate", "-1")
+	alice, _ := newPeer(t, "alice")
+	bob, bobID := newPeer(t, "bob")
+	dial := func(home string, args ...string) result {
+		t.Helper()
+		r := lanpeer(t, append([]string{"dial", "--home", home, addr}, args...)...)
+		if r.code != exitOK {
+			t.Fatalf("%q: %+v", args, r)
+		}
+		return r
+	}
+	dial(bob, "room", "list")
+	rid := strings.TrimSpace(dial(alice, "room", "create", "r").stdout)
+	dial(alice, "room", "invite", rid, bobID)
+	dial(bob, "room", "join", rid)
+
+	rotations := 0
+	defer func() { beforeRoomSend = nil }()
+	beforeRoomSend = func() {
+		if rotations == 0 { // the first attempt only
+			dial(alice, "room", "rotate", rid)
+		}
+		rotations++
+	}
+	if got := dial(bob, "send", rid, "late").stdout; got != "1\n" {
+		t.Fatalf("send printed %q, want 1", got)
+	}
+	beforeRoomSend = nil
+	if rotations != 2 {
+		t.Fatalf("send sealed %d times, want 2 (refused once under the old epoch)", rotations)
+	}
+	if got, want := dial(alice, "read", rid).stdout, "1 "+bobID+" late\n"; got != want {
+		t.Fatalf("alice read %q, want %q", got, want)
+	}
+	if got := dial(alice, "room", "info", rid).stdout; !strings.Contains(got, "epoch 3\n") || !strings.Contains(got, "messages 1-1\n") {
+		t.Fatalf("room info:\n%s", got)
+	}
+}
