@@ -757,7 +757,14 @@ func (d *dialer) sendAction(c *cli.Context) error {
 				return err
 			}
 			head, _ := st.Head()
-			m, _ := findMember(mustMembers(st, head), s.id.PeerID())
+			members, err := st.Members(head)
+			if err != nil {
+				return err
+			}
+			m, ok := findMember(members, s.id.PeerID())
+			if !ok {
+				return fmt.Errorf("this peer is not a member of room %s at its epoch %d", id, head)
+			}
 			sec, err := s.home.secretsFor(m.KeyPackage)
 			if err != nil {
 				return err
@@ -790,11 +797,6 @@ func (d *dialer) sendAction(c *cli.Context) error {
 // beforeRoomSend, when set (by tests), runs between sealing a message and
 // sending it.
 var beforeRoomSend func()
-
-func mustMembers(st *room.MemberState, epoch uint64) []room.Member {
-	ms, _ := st.Members(epoch)
-	return ms
-}
 
 // readRoomText reads a room message's text from standard input: CRLF
 // becomes LF and one final line end is dropped.
