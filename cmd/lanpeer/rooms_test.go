@@ -136,7 +136,8 @@ func TestRooms(t *testing.T) {
 	}
 }
 
-// TestRoomFollow: read --follow prints what is sent while it runs.
+// TestRoomFollow: read --follow prints what is sent while it runs, across
+// a new epoch.
 func TestRoomFollow(t *testing.T) {
 	host, addr, _ := startListen(t, filepath.Join(t.TempDir(), "host"), "--key", "ed25519", "--handshake-rate", "-1")
 	alice, aliceID := newPeer(t, "alice")
@@ -160,9 +161,29 @@ func TestRoomFollow(t *testing.T) {
 		}
 	}()
 	waitMatch(t, f.stdout, `\{"seq":1,"sender":"`+aliceID+`","text":"one","time":"[^"]+"\}\n\{"seq":2,"sender":"`+aliceID+`","text":"two","time":"[^"]+"\}\n`)
+	// A new epoch while following: the follower fetches the new key.
+	if r := lanpeer(t, "dial", "--home", alice, addr, "room", "rotate", rid); r.code != exitOK {
+		t.Fatalf("rotate: %+v", r)
+	}
+	if r := lanpeer(t, "dial", "--home", alice, addr, "send", rid, "three"); r.code != exitOK {
+		t.Fatalf("send: %+v", r)
+	}
+	waitMatch(t, f.stdout, `\n\{"seq":3,"sender":"`+aliceID+`","text":"three","time":"[^"]+"\}\n$`)
 	f.cancel()
 	if code := f.wait(t); code != exitOK {
 		t.Fatalf("read --follow after interrupt: exit %d\n%s", code, f.stderr.String())
+	}
+}
+
+func TestReadRoomText(t *testing.T) {
+	if got, err := readRoomText(strings.NewReader("a\r\nb\r\n")); err != nil || got != "a\nb" {
+		t.Fatalf("readRoomText = %q, %v", got, err)
+	}
+	if _, err := readRoomText(strings.NewReader(strings.Repeat("x", 2*room.MaxTextSize+3))); err == nil {
+		t.Fatal("an oversized standard input was accepted")
+	}
+	if _, err := readRoomText(strings.NewReader("\x00")); err == nil {
+		t.Fatal("a control character was accepted")
 	}
 }
 
