@@ -267,6 +267,12 @@ func (s *roomSession) catchUp(ctx context.Context, id store.RoomID, st *room.Mem
 			break
 		}
 		blob, err := s.rc.FetchWrappedKey(ctx, id, e)
+		if errors.Is(err, room.ErrNoWrappedKey) && e == newest {
+			// The master uploads an epoch's wrapped keys after its commit:
+			// this one is on its way (a key-sync push announces it). A
+			// command that needs it says so (room.ErrNoEpochKey).
+			continue
+		}
 		if err != nil {
 			if e == newest {
 				return fmt.Errorf("the room key of epoch %d: %w", e, hostErr(err))
