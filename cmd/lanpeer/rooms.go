@@ -771,6 +771,14 @@ func (d *dialer) sendAction(c *cli.Context) error {
 			if !ok {
 				return fmt.Errorf("this peer is not a member of room %s at its epoch %d", id, head)
 			}
+			if !st.HasKey(head) {
+				// The master has made the epoch and not uploaded its
+				// keys yet: wait for the push that says they are there.
+				if err := s.awaitKey(ctx, id, head); err != nil {
+					return err
+				}
+				continue
+			}
 			sec, err := s.home.secretsFor(m.KeyPackage)
 			if err != nil {
 				return err
@@ -798,6 +806,23 @@ func (d *dialer) sendAction(c *cli.Context) error {
 		}
 		return fmt.Errorf("room %s moved to a newer epoch %d times while sending; try again", id, maxSendRetries)
 	})
+}
+
+// awaitKey waits for the push that announces this peer's wrapped key of
+// epoch in room id, until ctx ends.
+func (s *roomSession) awaitKey(ctx context.Context, id store.RoomID, epoch uint64) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the room key of epoch %d of room %s: the master has not uploaded it (%w)", epoch, id, ctx.Err())
+		case <-s.conn.Done():
+			return fmt.Errorf("the session with %s ended (%v)", s.host(), s.conn.Err())
+		case p := <-s.pushes.C():
+			if p.Kind == node.PushLost || (p.Kind == node.PushKeySync && p.Room == id && p.Epoch >= epoch) {
+				return nil
+			}
+		}
+	}
 }
 
 // beforeRoomSend, when set (by tests), runs between sealing a message and
