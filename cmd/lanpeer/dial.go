@@ -55,7 +55,7 @@ func dialCommand() *cli.Command {
 			"              literal ('msg -- -5 degrees'). At most 16384 bytes of UTF-8, no control characters\n" +
 			"              but tab and line feed.\n" +
 			"   room create [--cipher CIPHER] NAME, room list, room info ROOM, room join ROOM,\n" +
-			"   room invite ROOM PEERID, room remove ROOM PEERID, room rotate ROOM, room leave ROOM\n" +
+			"   room invite ROOM PEERID, room remove ROOM PEERID, room rotate ROOM, room leave ROOM, room delete ROOM\n" +
 			"              the rooms TARGET hosts (end-to-end encrypted; see 'lanpeer dial TARGET room --help')\n" +
 			"   send ROOM TEXT   send TEXT to a room; prints its sequence number\n" +
 			"   read [--after N] [--limit N] [--follow] ROOM   print a room's messages: SEQ SENDER TEXT lines\n" +

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -501,14 +503,15 @@ func (d *dialer) roomCommand() *cli.Command {
 			sub("remove", "remove PEERID from ROOM under a new room key (master)", []string{"ROOM", "PEERID"}, (*roomSession).remove),
 			sub("rotate", "give ROOM a new room key (master)", []string{"ROOM"}, (*roomSession).rotate),
 			sub("leave", "leave ROOM", []string{"ROOM"}, (*roomSession).leave),
+			sub("delete", "delete ROOM and its messages on the host (master)", []string{"ROOM"}, (*roomSession).delete),
 		},
 	})
 	cmd.CustomHelpTemplate = cli.SubcommandHelpTemplate
 	cmd.Action = func(c *cli.Context) error {
 		if c.NArg() == 0 {
-			return usagef("missing COMMAND: 'lanpeer dial [flags] TARGET room COMMAND [ARGS]' (create, list, info, join, invite, remove, rotate, leave)")
+			return usagef("missing COMMAND: 'lanpeer dial [flags] TARGET room COMMAND [ARGS]' (create, list, info, join, invite, remove, rotate, leave, delete)")
 		}
-		return usagef("unknown room command %q (want create, list, info, join, invite, remove, rotate or leave)", c.Args().First())
+		return usagef("unknown room command %q (want create, list, info, join, invite, remove, rotate, leave or delete)", c.Args().First())
 	}
 	return cmd
 }
@@ -728,6 +731,23 @@ func (s *roomSession) leave(ctx context.Context, args []string) error {
 		return hostErr(err)
 	}
 	s.d.p.notef("left room %s; its master removes this peer with its next commit", id)
+	return nil
+}
+
+func (s *roomSession) delete(ctx context.Context, args []string) error {
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	if err := s.rc.Delete(ctx, id); err != nil {
+		return hostErr(err)
+	}
+	if err := os.Remove(s.home.statePath(s.host(), id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	s.d.p.notef("deleted room %s", id)
 	return nil
 }
 

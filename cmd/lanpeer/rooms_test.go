@@ -116,6 +116,30 @@ func TestRooms(t *testing.T) {
 		t.Fatalf("alice read %q, want %q", got, want)
 	}
 
+	// bob holds no key of the epoch that excludes him.
+	bobHost := newRoomHome(bob)
+	entries, err := os.ReadDir(bobHost.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hostID string
+	for _, e := range entries {
+		if e.Name() != keyPackagesDir {
+			hostID = e.Name()
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(bobHost.dir, hostID, rid+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bst, err := room.ParseMemberState(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := bst.Head(); head != 3 || !bst.HasKey(3) || bst.HasKey(4) {
+		t.Fatalf("bob's state: head %d, key 3 %v, key 4 %v; want head 3 with its key, none of 4", head, bst.HasKey(3), bst.HasKey(4))
+	}
+
 	// The host holds the messages, and none of their texts.
 	id, err := parseRoomID(rid)
 	if err != nil {
@@ -133,6 +157,15 @@ func TestRooms(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// bob cannot delete the room; alice can, and it is gone.
+	if r := dial(bob, "room", "delete", rid); r.code == exitOK {
+		t.Fatalf("bob deleted the room: %+v", r)
+	}
+	ok(dial(alice, "room", "delete", rid), "delete")
+	if got := ok(dial(alice, "room", "list"), "list after delete"); got != "" {
+		t.Fatalf("alice's rooms after delete: %q", got)
 	}
 }
 
