@@ -19,7 +19,7 @@ func TestCompletionCandidates(t *testing.T) {
 		{"init", ""},
 		{"init -", "--home --key --force --help -h"},
 		{"dial --kex", "x25519 p256 x25519-mlkem768 rsa"},
-		{"dial 127.0.0.1:7700", "msg"},
+		{"dial 127.0.0.1:7700", "msg room send read"},
 		{"dial 127.0.0.1:7700 msg", ""},
 		{"listen --log-level", "debug info warn error"},
 		{"init --k", "--key"},

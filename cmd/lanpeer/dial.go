@@ -27,7 +27,7 @@ const finishTimeout = 10 * time.Second
 const quitCommand = "/quit"
 
 // dialCommands are the words that may follow TARGET.
-var dialCommands = []string{"msg"}
+var dialCommands = []string{"msg", "room", "send", "read"}
 
 func kexNames() []string {
 	var names []string
@@ -40,7 +40,7 @@ func kexNames() []string {
 func dialCommand() *cli.Command {
 	return command(&cli.Command{
 		Name:  "dial",
-		Usage: "open a session with a listening peer: send a direct message, or chat",
+		Usage: "open a session with a listening peer: send a direct message, chat, or use the rooms it hosts",
 		UsageText: "lanpeer dial [--home DIR] [--kex MODE] [--allow-rsa] [--tls=false] [--json] TARGET [COMMAND [ARGS]]\n" +
 			"   lanpeer dial [flags] TARGET msg [--] TEXT\n" +
 			"   lanpeer dial [flags] TARGET",
@@ -55,6 +55,11 @@ func dialCommand() *cli.Command {
 			"              standard input (CRLF becomes LF, one final line end is dropped); after \"--\" TEXT is\n" +
 			"              literal ('msg -- -5 degrees'). At most 16384 bytes of UTF-8, no control characters\n" +
 			"              but tab and line feed.\n" +
+			"   room create [--cipher CIPHER] NAME, room list, room info ROOM, room join ROOM,\n" +
+			"   room invite ROOM PEERID, room remove ROOM PEERID, room rotate ROOM, room leave ROOM, room delete ROOM\n" +
+			"              the rooms TARGET hosts (end-to-end encrypted; see 'lanpeer dial TARGET room --help')\n" +
+			"   send ROOM TEXT   send TEXT to a room; prints its sequence number\n" +
+			"   read [--after N] [--limit N] [--follow] ROOM   print a room's messages: SEQ SENDER TEXT lines\n" +
 			"   (none)     an interactive session: each line typed is sent as a direct message, and what the\n" +
 			"              listener's operator sends (@PEERID TEXT) is printed as it arrives, one line each, as\n" +
 			"              'lanpeer listen' prints messages (--json: JSON lines). End of input or /quit ends it.\n" +
@@ -148,7 +153,7 @@ func (d *dialer) runCommand(c *cli.Context, tail []string) error {
 			return usagef("unknown dial command %q (want %s; with none, an interactive session): run 'lanpeer dial --help'",
 				cc.Args().First(), strings.Join(dialCommands, ", "))
 		},
-		Commands: []*cli.Command{d.msgCommand()},
+		Commands: append([]*cli.Command{d.msgCommand()}, d.roomCommands()...),
 	}
 	return app.RunContext(c.Context, append([]string{name}, tail...))
 }

@@ -193,7 +193,7 @@ func listenCommand() *cli.Command {
 			"Serves until SIGINT or SIGTERM, then stops accepting, lets sessions finish for up to --drain-timeout\n" +
 			"and exits 0. The limits below refuse what exceeds them, one connection or stream at a time; a value\n" +
 			"of 0 means the default.",
-		Flags:  append(append(flags, rekeyFlags()...), limitFlags()...),
+		Flags:  append(append(append(flags, storeFlags()...), rekeyFlags()...), limitFlags()...),
 		Action: listenAction,
 	})
 }
@@ -218,6 +218,11 @@ func listenAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	rooms, closeRooms, err := roomService(c, p.log)
+	if err != nil {
+		return err
+	}
+	defer closeRooms()
 	id, err := p.identity(c)
 	if err != nil {
 		return err
@@ -243,6 +248,7 @@ func listenAction(c *cli.Context) error {
 		MaxControlFrame:      c.Int("max-frame"),
 		DrainTimeout:         c.Duration("drain-timeout"),
 	}
+	rooms.Configure(cfg)
 	l.srv, err = node.Listen(c.String("tcp"), cfg)
 	if errors.Is(err, node.ErrConfig) {
 		return usagef("%v", err)

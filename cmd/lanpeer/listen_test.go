@@ -361,7 +361,7 @@ func TestListenDialUsage(t *testing.T) {
 		{[]string{"dial", target, "--kex", "p256"}, `flag --kex comes after TARGET "` + target + `": dial's flags go before TARGET`},
 		{[]string{"dial", "--kex", "dh", target}, `--kex: unknown mode "dh" (want x25519, p256, x25519-mlkem768, rsa)`},
 		{[]string{"dial", "--kex", "rsa", target, "msg", "x"}, "--kex rsa needs --allow-rsa: the rsa mode has no forward secrecy"},
-		{[]string{"dial", target, "send", "x"}, `unknown dial command "send" (want msg; with none, an interactive session)`},
+		{[]string{"dial", target, "post", "x"}, `unknown dial command "post" (want msg, room, send, read; with none, an interactive session)`},
 		{[]string{"dial", target, "msg"}, "missing TEXT: 'lanpeer dial [flags] TARGET msg TEXT'"},
 		{[]string{"dial", target, "msg", "two", "words"}, `too many arguments ("words"): TEXT is one argument, so quote it`},
 		{[]string{"dial", target, "msg", "hi", "--json"}, "flag --json comes after TEXT: dial's flags go before TARGET"},

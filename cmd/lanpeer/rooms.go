@@ -1,0 +1,985 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/lanpeer/lanpeer/cryptosuite"
+	"github.com/lanpeer/lanpeer/node"
+	"github.com/lanpeer/lanpeer/room"
+	"github.com/lanpeer/lanpeer/session"
+	"github.com/lanpeer/lanpeer/store"
+	"github.com/lanpeer/lanpeer/store/memory"
+	"github.com/lanpeer/lanpeer/store/mongo"
+	"github.com/lanpeer/lanpeer/wire"
+)
+
+// roomTimeout bounds one room command's exchanges with the host (not
+// read --follow's wait for pushes).
+const roomTimeout = 30 * time.Second
+
+// maxPages bounds the paged fetches of one command (commits, messages,
+// rooms): each page holds up to wire.MaxListLimit entries.
+const maxPages = 1024
+
+// Listening side.
+
+// storeFlags choose where `lanpeer listen` keeps the rooms it hosts.
+func storeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "store", Value: "memory",
+			Usage: "where the hosted rooms are kept: `memory` (lost when listen stops) or a MongoDB URI, mongodb://HOST[:PORT]/DB (kept; every message until its room is deleted)"},
+		&cli.IntFlag{Name: "history", Value: memory.DefaultHistoryPerRoom,
+			Usage: "with --store memory, keep the newest `N` messages of each room; older ones are dropped"},
+	}
+}
+
+// roomService makes the room service listen serves with the --store and
+// --history flags (svc.Configure puts it in a Config). close releases it
+// and its store.
+func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close func(), err error) {
+	var st store.Store
+	switch where := c.String("store"); {
+	case where == "memory":
+		if c.Int("history") < 1 {
+			return nil, nil, usagef("--history %d: want at least 1", c.Int("history"))
+		}
+		if st, err = newRoomStore(c.Int("history")); err != nil {
+			return nil, nil, usagef("%v", err)
+		}
+	case strings.HasPrefix(where, "mongodb://") || strings.HasPrefix(where, "mongodb+srv://"):
+		if c.IsSet("history") {
+			return nil, nil, usagef("--history applies to --store memory only: a MongoDB store keeps every message until its room is deleted")
+		}
+		st, err = mongo.Open(c.Context, where, mongo.Options{})
+		if errors.Is(err, mongo.ErrBadOptions) {
+			return nil, nil, usagef("--store: %v", err)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("--store: %w", err)
+		}
+	default:
+		return nil, nil, usagef("--store %q: want memory or a MongoDB URI (mongodb://HOST[:PORT]/DB)", where)
+	}
+	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log}); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return svc, func() { svc.Close(); st.Close() }, nil
+}
+
+// newRoomStore makes the store of --store memory (a variable: the tests
+// look into it).
+var newRoomStore = func(history int) (store.Store, error) {
+	return memory.New(memory.Options{HistoryPerRoom: history})
+}
+
+// Dialing side.
+
+// cipherNames maps --cipher to the room AEAD suites.
+var cipherNames = map[string]cryptosuite.AEADID{
+	"a256cbc-hs512":    cryptosuite.AEADA256CBCHS512,
+	"aes256gcm":        cryptosuite.AEADAES256GCM,
+	"chacha20poly1305": cryptosuite.AEADChaCha20Poly1305,
+}
+
+// roomSession is a session with a host for room commands.
+type roomSession struct {
+	d       *dialer
+	id      *cryptosuite.Identity
+	conn    *node.Conn
+	rc      *node.RoomClient
+	pushes  *node.Pushes
+	home    *roomHome
+	secrets *room.KeyPackageSecrets
+	kps     map[[room.HashSize]byte]*room.KeyPackage // verified key packages of senders
+}
+
+func (s *roomSession) host() cryptosuite.PeerID { return s.conn.Peer() }
+
+// connectRooms dials the target, with a handler for pushes, and publishes
+// this peer's key package.
+func (d *dialer) connectRooms(ctx context.Context) (*roomSession, error) {
+	id, err := d.p.identity(d.c)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := session.LoadKnownPeers(filepath.Join(d.p.home, session.KnownPeersFile))
+	if err != nil {
+		return nil, err
+	}
+	s := &roomSession{d: d, id: id, pushes: node.NewPushes(0), home: newRoomHome(d.p.home),
+		kps: map[[room.HashSize]byte]*room.KeyPackage{}}
+	if s.secrets, err = s.home.currentSecrets(id, time.Now()); err != nil {
+		return nil, err
+	}
+	cfg := &node.Config{
+		Identity:         id,
+		KEX:              d.kex.ID,
+		AllowRSA:         d.c.Bool("allow-rsa"),
+		Trust:            kp,
+		Insecure:         !d.c.Bool("tls"),
+		Handlers:         map[node.StreamKind]node.Handler{node.KindNotify: s.pushes},
+		Logger:           d.p.log,
+		HandshakeTimeout: d.c.Duration("handshake-timeout"),
+	}
+	if s.conn, err = node.Dial(ctx, d.target, cfg); err != nil {
+		return nil, d.explain(err, id, cfg)
+	}
+	s.rc = node.NewRoomClient(s.conn)
+	pctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	if err := s.rc.PublishKeyPackage(pctx, s.secrets.KeyPackage().Blob()); err != nil {
+		s.conn.Close()
+		return nil, fmt.Errorf("publishing this peer's key package to %s: %w", s.host(), err)
+	}
+	return s, nil
+}
+
+func (s *roomSession) close() { s.conn.Close() }
+
+// hostErr makes a host's refusal readable.
+func hostErr(err error) error {
+	if errors.Is(err, room.ErrMissingKeyPackage) {
+		return fmt.Errorf("%w: the invitee must run a room command on this host once ('lanpeer dial TARGET room list'), which publishes its key package", err)
+	}
+	return err
+}
+
+// state returns the member state of room id, brought up to date with the
+// host: the commits after its head, and the room keys of the epochs that
+// list this peer. The first command on a room this peer was invited to
+// makes the state (it joins).
+func (s *roomSession) state(ctx context.Context, id store.RoomID) (*room.MemberState, error) {
+	st, err := s.home.loadState(s.host(), id)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		if st, err = s.join(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.catchUp(ctx, id, st); err != nil {
+		return nil, err
+	}
+	return st, s.home.saveState(s.host(), st)
+}
+
+// join makes this peer's state of a room it was invited to: from the
+// master's key (its key package on the host, checked against the master
+// peer ID) and the first commit that lists this peer.
+func (s *roomSession) join(ctx context.Context, id store.RoomID) (*room.MemberState, error) {
+	info, err := s.rc.RoomInfo(ctx, id)
+	if err != nil {
+		return nil, hostErr(err)
+	}
+	master := info.Room.Master
+	blob, err := s.rc.LatestKeyPackage(ctx, master)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the key of master %s: %w", master, hostErr(err))
+	}
+	kp, err := room.VerifyStoredKeyPackage(blob)
+	if err != nil {
+		return nil, fmt.Errorf("the master's key package: %w", err)
+	}
+	if kp.Owner != master {
+		return nil, fmt.Errorf("the host served a key package of %s for master %s", kp.Owner, master)
+	}
+	var after uint64
+	for range maxPages {
+		commits, _, err := s.rc.FetchCommits(ctx, id, after, wire.MaxListLimit)
+		if err != nil {
+			return nil, hostErr(err)
+		}
+		if len(commits) == 0 {
+			break
+		}
+		for i, b := range commits {
+			c, err := room.VerifyCommit(b, kp.IdentityKey, nil)
+			if err != nil {
+				return nil, fmt.Errorf("a commit of room %s: %w", id, err)
+			}
+			after = c.Epoch
+			for _, m := range c.Members {
+				if m.Peer != s.id.PeerID() {
+					continue
+				}
+				st, err := room.NewMemberState(b, kp.IdentityKey, s.id.PeerID(), nil)
+				if err != nil {
+					return nil, err
+				}
+				for _, rest := range commits[i+1:] {
+					if err := st.ApplyCommit(rest); err != nil {
+						return nil, err
+					}
+				}
+				s.d.p.notef("joined room %s %q of master %s", id, st.Name(), master)
+				return st, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("room %s: no commit lists this peer (%s)", id, s.id.PeerID())
+}
+
+// catchUp applies the commits after st's head and opens the room keys of
+// the epochs that list this peer.
+func (s *roomSession) catchUp(ctx context.Context, id store.RoomID, st *room.MemberState) error {
+	for range maxPages {
+		head, _ := st.Head()
+		commits, current, err := s.rc.FetchCommits(ctx, id, head, wire.MaxListLimit)
+		if err != nil {
+			return hostErr(err)
+		}
+		for _, b := range commits {
+			if err := st.ApplyCommit(b); err != nil {
+				return fmt.Errorf("room %s: %w", id, err)
+			}
+		}
+		if head, _ = st.Head(); len(commits) == 0 || head >= current {
+			break
+		}
+	}
+	oldest, newest := st.Epochs()
+	for e := newest; e >= oldest && e > 0; e-- {
+		if st.HasKey(e) {
+			break // the earlier ones were opened then, or cannot be
+		}
+		members, err := st.Members(e)
+		if err != nil {
+			return err
+		}
+		m, ok := findMember(members, s.id.PeerID())
+		if !ok {
+			if e == newest {
+				continue
+			}
+			break
+		}
+		blob, err := s.rc.FetchWrappedKey(ctx, id, e)
+		if errors.Is(err, room.ErrNoWrappedKey) && e == newest {
+			// The master uploads an epoch's wrapped keys after its commit:
+			// this one is on its way (a key-sync push announces it). A
+			// command that needs it says so (room.ErrNoEpochKey).
+			continue
+		}
+		if err != nil {
+			if e == newest {
+				return fmt.Errorf("the room key of epoch %d: %w", e, hostErr(err))
+			}
+			break
+		}
+		sec, err := s.home.secretsFor(m.KeyPackage)
+		if err != nil {
+			return err
+		}
+		if _, err := st.OpenWrappedKey(blob, sec); err != nil {
+			return fmt.Errorf("the room key of epoch %d: %w", e, err)
+		}
+		if err := s.rc.Ack(ctx, id, e); err != nil {
+			return hostErr(err)
+		}
+	}
+	return nil
+}
+
+func findMember(ms []room.Member, p cryptosuite.PeerID) (room.Member, bool) {
+	for _, m := range ms {
+		if m.Peer == p {
+			return m, true
+		}
+	}
+	return room.Member{}, false
+}
+
+// keyPackages returns a key package, valid now, of each member of the
+// next epoch: this peer's current one, the latest on the host for others.
+func (s *roomSession) keyPackages(ctx context.Context, peers []cryptosuite.PeerID, now time.Time) ([]*room.KeyPackage, error) {
+	var kps []*room.KeyPackage
+	for _, p := range peers {
+		if p == s.id.PeerID() {
+			kps = append(kps, s.secrets.KeyPackage())
+			continue
+		}
+		blob, err := s.rc.LatestKeyPackage(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("the key package of %s: %w", p, hostErr(err))
+		}
+		kp, err := room.VerifyKeyPackage(blob, now)
+		if err != nil {
+			return nil, fmt.Errorf("the key package of %s: %w", p, err)
+		}
+		if kp.Owner != p {
+			return nil, fmt.Errorf("the host served a key package of %s for %s", kp.Owner, p)
+		}
+		kps = append(kps, kp)
+	}
+	return kps, nil
+}
+
+// headPeers lists the members of st's head epoch.
+func headPeers(st *room.MemberState) ([]cryptosuite.PeerID, error) {
+	head, _ := st.Head()
+	ms, err := st.Members(head)
+	if err != nil {
+		return nil, err
+	}
+	var peers []cryptosuite.PeerID
+	for _, m := range ms {
+		peers = append(peers, m.Peer)
+	}
+	return peers, nil
+}
+
+// propose runs one master operation: make the proposal, upload it, apply
+// it, save.
+func (s *roomSession) propose(ctx context.Context, id store.RoomID, extra []cryptosuite.PeerID,
+	build func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error),
+	upload func(context.Context, *room.Proposal) error) error {
+	st, err := s.state(ctx, id)
+	if err != nil {
+		return err
+	}
+	peers, err := headPeers(st)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	kps, err := s.keyPackages(ctx, append(peers, extra...), now)
+	if err != nil {
+		return err
+	}
+	p, err := build(st, kps, now)
+	if err != nil {
+		return err
+	}
+	if err := upload(ctx, p); err != nil {
+		return hostErr(err)
+	}
+	if err := st.ApplyProposal(p, s.secrets); err != nil {
+		return err
+	}
+	if err := s.home.saveState(s.host(), st); err != nil {
+		return err
+	}
+	if err := s.rc.Ack(ctx, id, p.Info.Epoch); err != nil {
+		return hostErr(err)
+	}
+	s.d.p.notef("room %s is at epoch %d", id, p.Info.Epoch)
+	return nil
+}
+
+// senderKey returns the verified key package a message names.
+func (s *roomSession) senderKey(ctx context.Context, blob []byte) (*room.KeyPackage, error) {
+	_, hash, err := room.MessageSigner(blob)
+	if err != nil {
+		return nil, err
+	}
+	if kp, ok := s.kps[hash]; ok {
+		return kp, nil
+	}
+	b, err := s.rc.FetchKeyPackage(ctx, hash)
+	if err != nil {
+		return nil, hostErr(err)
+	}
+	kp, err := room.VerifyStoredKeyPackage(b)
+	if err != nil {
+		return nil, err
+	}
+	if kp.Hash() != hash {
+		return nil, fmt.Errorf("the host served another key package than %x", hash[:8])
+	}
+	s.kps[hash] = kp
+	return kp, nil
+}
+
+// Commands.
+
+// roomCommands are dial's room commands.
+func (d *dialer) roomCommands() []*cli.Command {
+	return []*cli.Command{
+		d.roomCommand(),
+		command(&cli.Command{
+			Name:      "send",
+			Usage:     "send TEXT to ROOM; print its sequence number",
+			UsageText: "lanpeer dial [flags] TARGET send ROOM TEXT",
+			Description: "TEXT \"-\" reads standard input (CRLF becomes LF, one final line end is dropped). The room's\n" +
+				"commits and this peer's room key are fetched first.",
+			Action: d.sendAction,
+		}),
+		command(&cli.Command{
+			Name:      "read",
+			Usage:     "print ROOM's messages as SEQ SENDER TEXT lines, decrypted and verified",
+			UsageText: "lanpeer dial [flags] TARGET read [--after N] [--limit N] [--follow] ROOM",
+			Description: "Prints the messages after sequence number --after (default 0: from the oldest kept), at most\n" +
+				"--limit (0: all). With --json, one JSON object a line: {\"seq\", \"sender\", \"text\", \"time\"}.\n" +
+				"--follow then stays and prints new messages as they arrive, until interrupted.",
+			Flags: []cli.Flag{
+				&cli.Uint64Flag{Name: "after", Usage: "print the messages after sequence number `N`"},
+				&cli.IntFlag{Name: "limit", Usage: "print at most `N` messages (0: all)"},
+				&cli.BoolFlag{Name: "follow", Usage: "stay and print new messages as they arrive", DisableDefaultText: true},
+			},
+			Action: d.readAction,
+		}),
+	}
+}
+
+func (d *dialer) roomCommand() *cli.Command {
+	sub := func(name, usage string, names []string, run func(*roomSession, context.Context, []string) error) *cli.Command {
+		return command(&cli.Command{
+			Name: name, Usage: usage, UsageText: strings.Join(append([]string{"lanpeer dial [flags] TARGET room", name}, names...), " "),
+			Action: func(c *cli.Context) error {
+				args, err := positionals(c, len(names), names...)
+				if err != nil {
+					return err
+				}
+				for i, n := range names { // checked before anything is dialed
+					switch n {
+					case "ROOM":
+						_, err = parseRoomID(args[i])
+					case "PEERID":
+						_, err = parsePeerArg(args[i])
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error { return run(s, ctx, args) })
+			},
+		})
+	}
+	create := sub("create", "create a room with this peer as its master; print its id", nil, nil)
+	create.UsageText = "lanpeer dial [flags] TARGET room create [--cipher CIPHER] NAME"
+	create.Flags = []cli.Flag{&cli.StringFlag{Name: "cipher", Value: "a256cbc-hs512",
+		Usage: "the room's `CIPHER`: a256cbc-hs512, aes256gcm or chacha20poly1305"}}
+	create.Action = func(c *cli.Context) error {
+		args, err := positionals(c, 1, "NAME")
+		if err != nil {
+			return err
+		}
+		suite, ok := cipherNames[c.String("cipher")]
+		if !ok {
+			return usagef("--cipher %q: want a256cbc-hs512, aes256gcm or chacha20poly1305", c.String("cipher"))
+		}
+		if err := room.CheckName(args[0]); err != nil {
+			return usagef("NAME: %s", strings.TrimPrefix(err.Error(), "room: "))
+		}
+		return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error { return s.create(ctx, args[0], suite) })
+	}
+	cmd := command(&cli.Command{
+		Name:      "room",
+		Usage:     "manage the rooms hosted by TARGET",
+		UsageText: "lanpeer dial [flags] TARGET room COMMAND [ARGS]",
+		Description: "TARGET ('lanpeer listen') hosts the rooms: it stores and forwards their signed, encrypted objects\n" +
+			"and can read none of the messages. The room's master (its creator) invites, removes and rotates;\n" +
+			"every member checks each commit against the master's signature itself.\n" +
+			"\n" +
+			"Every room command publishes this peer's key package to the host first, so a peer that is to be\n" +
+			"invited runs one room command there ('room list') before the master invites it. An invited peer\n" +
+			"joins with its first command on the room (any of them; 'room join' does only that): it fetches\n" +
+			"the commits and its room key. Each command catches up with the room's commits first.\n" +
+			"\n" +
+			"State: DIR/rooms/keypackages/HASH.pem holds this peer's key package secrets (0600; renewed a week\n" +
+			"before they expire, the old ones kept), DIR/rooms/HOSTPEERID/ROOMID.json each room's verified\n" +
+			"state (0600). Do not run two commands on the same room from one DIR at once.",
+		Subcommands: []*cli.Command{
+			create,
+			sub("list", "list this peer's rooms on the host: id, name, role, epoch", nil, (*roomSession).list),
+			sub("info", "print a room's epoch and members (role, acknowledged epoch)", []string{"ROOM"}, (*roomSession).info),
+			sub("join", "fetch a room's commits and this peer's room key (every room command does it)", []string{"ROOM"}, (*roomSession).joinCmd),
+			sub("invite", "add PEERID to ROOM (master); PEERID must have dialed the host once", []string{"ROOM", "PEERID"}, (*roomSession).invite),
+			sub("remove", "remove PEERID from ROOM under a new room key (master)", []string{"ROOM", "PEERID"}, (*roomSession).remove),
+			sub("rotate", "give ROOM a new room key (master)", []string{"ROOM"}, (*roomSession).rotate),
+			sub("leave", "leave ROOM", []string{"ROOM"}, (*roomSession).leave),
+			sub("delete", "delete ROOM and its messages on the host (master)", []string{"ROOM"}, (*roomSession).delete),
+		},
+	})
+	cmd.CustomHelpTemplate = cli.SubcommandHelpTemplate
+	cmd.Action = func(c *cli.Context) error {
+		if c.NArg() == 0 {
+			return usagef("missing COMMAND: 'lanpeer dial [flags] TARGET room COMMAND [ARGS]' (create, list, info, join, invite, remove, rotate, leave, delete)")
+		}
+		return usagef("unknown room command %q (want create, list, info, join, invite, remove, rotate, leave or delete)", c.Args().First())
+	}
+	return cmd
+}
+
+// withRooms runs f on a session with the host.
+func (d *dialer) withRooms(ctx context.Context, f func(context.Context, *roomSession) error) error {
+	s, err := d.connectRooms(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return f(ctx, s)
+}
+
+func (s *roomSession) create(ctx context.Context, name string, suite cryptosuite.AEADID) error {
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	p, err := room.NewRoom(room.RoomConfig{Master: s.id, KeyPackage: s.secrets.KeyPackage(), Name: name, Suite: suite, Now: time.Now()})
+	if err != nil {
+		return err
+	}
+	if err := s.rc.CreateProposal(ctx, p); err != nil {
+		return hostErr(err)
+	}
+	st, err := room.NewMemberState(p.Commit, s.id.Public(), s.id.PeerID(), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := st.OpenWrappedKey(p.Wrapped[0].Blob, s.secrets); err != nil {
+		return err
+	}
+	if err := s.home.saveState(s.host(), st); err != nil {
+		return err
+	}
+	if err := s.rc.Ack(ctx, p.Info.Room, 1); err != nil {
+		return hostErr(err)
+	}
+	fmt.Fprintln(s.d.p.stdout, store.RoomID(p.Info.Room))
+	return nil
+}
+
+func (s *roomSession) list(ctx context.Context, _ []string) error {
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	var after store.RoomID
+	for range maxPages {
+		rooms, err := s.rc.ListRooms(ctx, after, wire.MaxListLimit)
+		if err != nil {
+			return hostErr(err)
+		}
+		for _, r := range rooms {
+			name := r.Room.Name
+			if room.CheckName(name) != nil {
+				name = "(bad name)"
+			}
+			role := r.Role.String()
+			if r.Left {
+				role += ",left"
+			}
+			fmt.Fprintf(s.d.p.stdout, "%s %s %s %d\n", r.Room.ID, escapeLine(name), role, r.Room.Epoch)
+			after = r.Room.ID
+		}
+		if len(rooms) < wire.MaxListLimit {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (s *roomSession) info(ctx context.Context, args []string) error {
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	info, err := s.rc.RoomInfo(ctx, id)
+	if err != nil {
+		return hostErr(err)
+	}
+	name := info.Room.Name
+	if room.CheckName(name) != nil {
+		name = "(bad name)"
+	}
+	out := s.d.p.stdout
+	fmt.Fprintf(out, "room %s %s\nepoch %d\nmessages %d-%d\n", info.Room.ID, escapeLine(name), info.Room.Epoch, info.Span.First, info.Span.Last)
+	for _, m := range info.Members {
+		left := ""
+		if m.Left {
+			left = " left"
+		}
+		fmt.Fprintf(out, "member %s %s acked %d%s\n", m.Peer, m.Role, m.AckedEpoch, left)
+	}
+	return nil
+}
+
+func (s *roomSession) joinCmd(ctx context.Context, args []string) error {
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	st, err := s.state(ctx, id)
+	if err != nil {
+		return err
+	}
+	head, _ := st.Head()
+	s.d.p.notef("room %s %q at epoch %d, member: %v", id, st.Name(), head, st.IsMember())
+	return nil
+}
+
+func parsePeerArg(s string) (cryptosuite.PeerID, error) {
+	p, err := cryptosuite.ParsePeerID(s)
+	if err != nil {
+		return p, usagef("PEERID %q: want a peer ID, 64 hex characters ('lanpeer id' on that peer prints it)", s)
+	}
+	return p, nil
+}
+
+func (s *roomSession) invite(ctx context.Context, args []string) error {
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	peer, err := parsePeerArg(args[1])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	return s.propose(ctx, id, []cryptosuite.PeerID{peer},
+		func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error) {
+			return st.Invite(s.id, kps, now, peer)
+		}, s.rc.Invite)
+}
+
+func (s *roomSession) remove(ctx context.Context, args []string) error {
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	peer, err := parsePeerArg(args[1])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	st, err := s.state(ctx, id)
+	if err != nil {
+		return err
+	}
+	peers, err := headPeers(st)
+	if err != nil {
+		return err
+	}
+	var rest []cryptosuite.PeerID
+	for _, p := range peers {
+		if p != peer {
+			rest = append(rest, p)
+		}
+	}
+	now := time.Now()
+	kps, err := s.keyPackages(ctx, rest, now)
+	if err != nil {
+		return err
+	}
+	p, err := st.Remove(s.id, kps, now, peer)
+	if err != nil {
+		return err
+	}
+	if err := s.rc.Remove(ctx, p); err != nil {
+		return hostErr(err)
+	}
+	if err := st.ApplyProposal(p, s.secrets); err != nil {
+		return err
+	}
+	if err := s.home.saveState(s.host(), st); err != nil {
+		return err
+	}
+	if err := s.rc.Ack(ctx, id, p.Info.Epoch); err != nil {
+		return hostErr(err)
+	}
+	s.d.p.notef("room %s is at epoch %d", id, p.Info.Epoch)
+	return nil
+}
+
+func (s *roomSession) rotate(ctx context.Context, args []string) error {
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	return s.propose(ctx, id, nil,
+		func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error) {
+			return st.Rotate(s.id, kps, now)
+		}, s.rc.Rotate)
+}
+
+func (s *roomSession) leave(ctx context.Context, args []string) error {
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	st, err := s.state(ctx, id)
+	if err != nil {
+		return err
+	}
+	blob, err := st.Leave(s.id, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := s.rc.Leave(ctx, id, blob); err != nil {
+		return hostErr(err)
+	}
+	s.d.p.notef("left room %s; its master removes this peer with its next commit", id)
+	return nil
+}
+
+func (s *roomSession) delete(ctx context.Context, args []string) error {
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	if err := s.rc.Delete(ctx, id); err != nil {
+		return hostErr(err)
+	}
+	if err := os.Remove(s.home.statePath(s.host(), id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	s.d.p.notef("deleted room %s", id)
+	return nil
+}
+
+// maxSendRetries bounds the resends of one message after the room moved
+// to a newer epoch.
+const maxSendRetries = 3
+
+func (d *dialer) sendAction(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) != 2 {
+		return usagef("want ROOM and TEXT: 'lanpeer dial [flags] TARGET send ROOM TEXT' (TEXT - reads standard input; quote a TEXT of several words)")
+	}
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	text := args[1]
+	if text == "-" {
+		if text, err = readRoomText(d.stdin); err != nil {
+			return err
+		}
+	} else if err := room.CheckText(text); err != nil {
+		return usagef("TEXT: %s", strings.TrimPrefix(err.Error(), "room: "))
+	}
+	return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error {
+		ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+		defer cancel()
+		var msgID [room.MessageIDSize]byte
+		rand.Read(msgID[:]) // never fails
+		for range maxSendRetries {
+			st, err := s.state(ctx, id)
+			if err != nil {
+				return err
+			}
+			head, _ := st.Head()
+			members, err := st.Members(head)
+			if err != nil {
+				return err
+			}
+			m, ok := findMember(members, s.id.PeerID())
+			if !ok {
+				return fmt.Errorf("this peer is not a member of room %s at its epoch %d", id, head)
+			}
+			if !st.HasKey(head) {
+				// The master has made the epoch and not uploaded its
+				// keys yet: wait for the push that says they are there.
+				if err := s.awaitKey(ctx, id, head); err != nil {
+					return err
+				}
+				continue
+			}
+			sec, err := s.home.secretsFor(m.KeyPackage)
+			if err != nil {
+				return err
+			}
+			blob, err := st.SealMessage(sec, text, msgID)
+			if err != nil {
+				return err
+			}
+			// The seal counter persists before the message leaves.
+			if err := s.home.saveState(s.host(), st); err != nil {
+				return err
+			}
+			if beforeRoomSend != nil {
+				beforeRoomSend()
+			}
+			seq, err := s.rc.Send(ctx, id, blob)
+			if errors.Is(err, room.ErrOldEpoch) {
+				continue // catch up and seal again with the same id
+			}
+			if err != nil {
+				return hostErr(err)
+			}
+			fmt.Fprintln(s.d.p.stdout, seq)
+			return nil
+		}
+		return fmt.Errorf("room %s moved to a newer epoch %d times while sending; try again", id, maxSendRetries)
+	})
+}
+
+// awaitKey waits for the push that announces this peer's wrapped key of
+// epoch in room id, until ctx ends.
+func (s *roomSession) awaitKey(ctx context.Context, id store.RoomID, epoch uint64) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the room key of epoch %d of room %s: the master has not uploaded it (%w)", epoch, id, ctx.Err())
+		case <-s.conn.Done():
+			return fmt.Errorf("the session with %s ended (%v)", s.host(), s.conn.Err())
+		case p := <-s.pushes.C():
+			if p.Kind == node.PushLost || (p.Kind == node.PushKeySync && p.Room == id && p.Epoch >= epoch) {
+				return nil
+			}
+		}
+	}
+}
+
+// beforeRoomSend, when set (by tests), runs between sealing a message and
+// sending it.
+var beforeRoomSend func()
+
+// readRoomText reads a room message's text from standard input: CRLF
+// becomes LF and one final line end is dropped.
+func readRoomText(r io.Reader) (string, error) {
+	const max = 2*room.MaxTextSize + 2
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return "", fmt.Errorf("reading standard input: %w", err)
+	}
+	if len(b) > max {
+		return "", fmt.Errorf("standard input holds more than a room message: at most %d bytes", room.MaxTextSize)
+	}
+	text := strings.TrimSuffix(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
+	if err := room.CheckText(text); err != nil {
+		return "", fmt.Errorf("standard input: %s", strings.TrimPrefix(err.Error(), "room: "))
+	}
+	return text, nil
+}
+
+// roomLine is read's JSON form of a message.
+type roomLine struct {
+	Seq    uint64 `json:"seq"`
+	Sender string `json:"sender"`
+	Text   string `json:"text"`
+	Time   string `json:"time"`
+}
+
+func (s *roomSession) printMessage(seq uint64, stored time.Time, pt *room.Plaintext) {
+	if s.d.p.print.json {
+		b, _ := json.Marshal(roomLine{Seq: seq, Sender: pt.Sender.String(), Text: pt.Text, Time: stored.Format(time.RFC3339Nano)})
+		fmt.Fprintf(s.d.p.stdout, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(s.d.p.stdout, "%d %s %s\n", seq, pt.Sender, escapeLine(pt.Text))
+}
+
+func (d *dialer) readAction(c *cli.Context) error {
+	args, err := positionals(c, 1, "ROOM")
+	if err != nil {
+		return err
+	}
+	id, err := parseRoomID(args[0])
+	if err != nil {
+		return err
+	}
+	limit := c.Int("limit")
+	if limit < 0 {
+		return usagef("--limit %d: want 0 (all) or more", limit)
+	}
+	return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error {
+		cursor, err := s.readHistory(ctx, id, c.Uint64("after"), limit)
+		if err != nil || !c.Bool("follow") {
+			return err
+		}
+		return s.follow(ctx, id, cursor)
+	})
+}
+
+// readHistory prints the messages after cursor, at most limit (0: all),
+// and returns the last sequence number printed (or cursor).
+func (s *roomSession) readHistory(ctx context.Context, id store.RoomID, cursor uint64, limit int) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	st, err := s.state(ctx, id)
+	if err != nil {
+		return cursor, err
+	}
+	printed := 0
+	for range maxPages {
+		want := wire.MaxListLimit
+		if limit > 0 {
+			want = min(want, limit-printed)
+		}
+		if want == 0 {
+			break
+		}
+		msgs, err := s.rc.Read(ctx, id, cursor, want)
+		var trimmed *store.HistoryTrimmedError
+		if errors.As(err, &trimmed) && printed == 0 && trimmed.Oldest > cursor+1 {
+			s.d.p.notef("the host keeps room %s's messages from %d on; %d to %d are gone", id, trimmed.Oldest, cursor+1, trimmed.Oldest-1)
+			cursor = trimmed.Oldest - 1
+			continue
+		}
+		if err != nil {
+			return cursor, hostErr(err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			kp, err := s.senderKey(ctx, m.Blob)
+			if err != nil {
+				return cursor, fmt.Errorf("message %d: %w", m.Seq, err)
+			}
+			pt, err := st.OpenHistory(m.Blob, kp)
+			if err != nil {
+				return cursor, fmt.Errorf("message %d: %w", m.Seq, err)
+			}
+			s.printMessage(m.Seq, m.Stored, pt)
+			cursor = m.Seq
+			printed++
+		}
+	}
+	return cursor, nil
+}
+
+// follow prints the pushed messages of room id until ctx ends or the
+// session does; a gap (lost pushes, a new epoch) is filled by cursor.
+func (s *roomSession) follow(ctx context.Context, id store.RoomID, cursor uint64) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.conn.Done():
+			return fmt.Errorf("the session with %s ended (%v)", s.host(), s.conn.Err())
+		case p := <-s.pushes.C():
+			if p.Kind != node.PushLost && p.Room != id {
+				continue
+			}
+			if p.Kind == node.PushMessage && p.Message.Seq <= cursor {
+				continue
+			}
+			// Every push moves the cursor forward the same way: read by
+			// cursor, which also catches up commits and room keys.
+			next, err := s.readHistory(ctx, id, cursor, 0)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			cursor = next
+		}
+	}
+}
