@@ -247,8 +247,10 @@ func (m *Messenger) Err() error {
 // this side's direct stream, opening the stream on first use. ctx bounds
 // the open and the write; a write that fails or times out leaves the
 // stream unusable (the receiver accepts only the next Seq), and every
-// later Send returns that error. A text that session.CheckDirectText
-// refuses is refused before anything happens (session.ErrDirectText).
+// later Send returns that error. (A write the session's end interrupts
+// may have reached the peer all the same: Finish tells.) A text that
+// session.CheckDirectText refuses is refused before anything happens
+// (session.ErrDirectText).
 func (m *Messenger) Send(ctx context.Context, text string) error {
 	if err := session.CheckDirectText(text); err != nil {
 		return err
