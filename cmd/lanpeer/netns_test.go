@@ -120,6 +120,17 @@ func TestNamespacesPeersAndDial(t *testing.T) {
 				t.Fatalf("dial PEERID msg from %s to %s: %v\n%s", hosts[0], hosts[1], err, out)
 			}
 			waitMatch(t, listeners[1], ids[0]+" across the bridge\n")
+			// A room hosted across the bridge, reached by peer ID alone.
+			cmd = lanpeerIn(ctx, hosts[0], append(append([]string{"dial", "--home", homes[0]}, disc...), ids[1], "room", "create", "bridge")...)
+			var roomErr bytes.Buffer
+			cmd.Stderr = &roomErr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("dial PEERID room create from %s to %s: %v\n%s", hosts[0], hosts[1], err, roomErr.String())
+			}
+			if !regexp.MustCompile(`^[0-9a-f]{32}\n$`).Match(out) {
+				t.Fatalf("room create printed %q, want a room id", out)
+			}
 		})
 	}
 }

@@ -112,6 +112,9 @@ func (s *roomSession) host() cryptosuite.PeerID { return s.conn.Peer() }
 // connectRooms dials the target, with a handler for pushes, and publishes
 // this peer's key package.
 func (d *dialer) connectRooms(ctx context.Context) (*roomSession, error) {
+	if err := d.resolve(ctx); err != nil {
+		return nil, err
+	}
 	id, err := d.p.identity(d.c)
 	if err != nil {
 		return nil, err
@@ -135,7 +138,7 @@ func (d *dialer) connectRooms(ctx context.Context) (*roomSession, error) {
 		Logger:           d.p.log,
 		HandshakeTimeout: d.c.Duration("handshake-timeout"),
 	}
-	if s.conn, err = node.Dial(ctx, d.target, cfg); err != nil {
+	if s.conn, err = d.dial(ctx, cfg); err != nil {
 		return nil, d.explain(err, id, cfg)
 	}
 	s.rc = node.NewRoomClient(s.conn)
