@@ -109,7 +109,7 @@ func dialAction(c *cli.Context) error {
 		return usagef("flag %s comes after TARGET %q: dial's flags go before TARGET, as in 'lanpeer dial [flags] TARGET [COMMAND [ARGS]]'", tail[0], target)
 	}
 	if _, err := node.ParseTarget(target); err != nil && !isBarePeerID(target) {
-		return usagef("%s", strings.TrimPrefix(err.Error(), "node: "))
+		return usagef("%s; a bare PEERID (64 hex characters) is looked up on the LAN and in --directory", strings.TrimPrefix(err.Error(), "node: "))
 	}
 	kex, ok := cryptosuite.KEXByCLIName(c.String("kex"))
 	if !ok {

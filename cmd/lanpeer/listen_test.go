@@ -356,7 +356,7 @@ func TestListenDialUsage(t *testing.T) {
 		{[]string{"listen", "--rekey-messages", "4294967297"}, "--rekey-messages 4294967297: at most 4294967296"},
 		{[]string{"dial", "--rekey-interval", "-1s", target}, "--rekey-interval -1s: must be positive"},
 		{[]string{"dial"}, "missing TARGET: 'lanpeer dial [flags] TARGET [COMMAND [ARGS]]'"},
-		{[]string{"dial", "nowhere"}, `bad dial target "nowhere": want HOST:PORT or PEERID@HOST:PORT`},
+		{[]string{"dial", "nowhere"}, `bad dial target "nowhere": want HOST:PORT or PEERID@HOST:PORT (an IPv6 host in brackets: [::1]:7700); a bare PEERID (64 hex characters) is looked up on the LAN and in --directory`},
 		{[]string{"dial", "abc@127.0.0.1:1"}, "before '@' comes the peer ID"},
 		{[]string{"dial", target, "--kex", "p256"}, `flag --kex comes after TARGET "` + target + `": dial's flags go before TARGET`},
 		{[]string{"dial", "--kex", "dh", target}, `--kex: unknown mode "dh" (want x25519, p256, x25519-mlkem768, rsa)`},
