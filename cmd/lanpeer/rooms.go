@@ -347,8 +347,9 @@ func headPeers(st *room.MemberState) ([]cryptosuite.PeerID, error) {
 }
 
 // propose runs one master operation: make the proposal, upload it, apply
-// it, save.
-func (s *roomSession) propose(ctx context.Context, id store.RoomID, extra []cryptosuite.PeerID,
+// it, save. members turns the head epoch's members into those of the next
+// epoch, whose key packages the proposal wraps the new room key to.
+func (s *roomSession) propose(ctx context.Context, id store.RoomID, members func([]cryptosuite.PeerID) []cryptosuite.PeerID,
 	build func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error),
 	upload func(context.Context, *room.Proposal) error) error {
 	st, err := s.state(ctx, id)
@@ -360,7 +361,7 @@ func (s *roomSession) propose(ctx context.Context, id store.RoomID, extra []cryp
 		return err
 	}
 	now := time.Now()
-	kps, err := s.keyPackages(ctx, append(peers, extra...), now)
+	kps, err := s.keyPackages(ctx, members(peers), now)
 	if err != nil {
 		return err
 	}
@@ -646,7 +647,7 @@ func (s *roomSession) invite(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
-	return s.propose(ctx, id, []cryptosuite.PeerID{peer},
+	return s.propose(ctx, id, func(peers []cryptosuite.PeerID) []cryptosuite.PeerID { return append(peers, peer) },
 		func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error) {
 			return st.Invite(s.id, kps, now, peer)
 		}, s.rc.Invite)
@@ -663,43 +664,17 @@ func (s *roomSession) remove(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
-	st, err := s.state(ctx, id)
-	if err != nil {
-		return err
-	}
-	peers, err := headPeers(st)
-	if err != nil {
-		return err
-	}
-	var rest []cryptosuite.PeerID
-	for _, p := range peers {
-		if p != peer {
-			rest = append(rest, p)
+	return s.propose(ctx, id, func(peers []cryptosuite.PeerID) []cryptosuite.PeerID {
+		var rest []cryptosuite.PeerID
+		for _, p := range peers {
+			if p != peer {
+				rest = append(rest, p)
+			}
 		}
-	}
-	now := time.Now()
-	kps, err := s.keyPackages(ctx, rest, now)
-	if err != nil {
-		return err
-	}
-	p, err := st.Remove(s.id, kps, now, peer)
-	if err != nil {
-		return err
-	}
-	if err := s.rc.Remove(ctx, p); err != nil {
-		return hostErr(err)
-	}
-	if err := st.ApplyProposal(p, s.secrets); err != nil {
-		return err
-	}
-	if err := s.home.saveState(s.host(), st); err != nil {
-		return err
-	}
-	if err := s.rc.Ack(ctx, id, p.Info.Epoch); err != nil {
-		return hostErr(err)
-	}
-	s.d.p.notef("room %s is at epoch %d", id, p.Info.Epoch)
-	return nil
+		return rest
+	}, func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error) {
+		return st.Remove(s.id, kps, now, peer)
+	}, s.rc.Remove)
 }
 
 func (s *roomSession) rotate(ctx context.Context, args []string) error {
@@ -709,7 +684,7 @@ func (s *roomSession) rotate(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
-	return s.propose(ctx, id, nil,
+	return s.propose(ctx, id, func(peers []cryptosuite.PeerID) []cryptosuite.PeerID { return peers },
 		func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error) {
 			return st.Rotate(s.id, kps, now)
 		}, s.rc.Rotate)
