@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -69,6 +70,7 @@ func benchScenarioCommand(name, usage string) *cli.Command {
 		jsonFlag("print one JSON object instead of a table"),
 		&cli.StringFlag{Name: "store", Value: "memory", Usage: "the host's store: `memory` or a MongoDB URI, mongodb://HOST[:PORT]/DB"},
 		logLevelFlag(),
+		&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the run to `FILE` (go tool pprof reads it)", TakesFile: true},
 	}
 	switch name {
 	case "handshake":
@@ -148,6 +150,17 @@ func benchAction(c *cli.Context, name string) error {
 		}
 	default:
 		return usagef("--store %q: want memory or a MongoDB URI (mongodb://HOST[:PORT]/DB)", where)
+	}
+	if path := c.String("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := bench.Run(c.Context, name, o)
 	if err != nil {
