@@ -117,7 +117,7 @@ func Churn(ctx context.Context, o *Options) ([]Result, error) {
 			mu.Unlock()
 		}()
 	}
-	p50, p99, latErrs, err := relayLatency(ctx, o, br, 256)
+	lat, latErrs, err := relayLatency(ctx, br, 256, latencyMessages(o))
 	wg.Wait()
 	if err != nil {
 		return nil, err
@@ -137,9 +137,9 @@ func Churn(ctx context.Context, o *Options) ([]Result, error) {
 		{"abandoned", abandoned.Load()},
 		{"connect_p50_ms", ms(percentile(connect, 50))},
 		{"connect_p99_ms", ms(percentile(connect, 99))},
-		{"p50_ms", ms(p50)},
-		{"p99_ms", ms(p99)},
-		{"errors", errs.Load() + latErrs + lost + bad},
+		{"p50_ms", ms(percentile(lat, 50))},
+		{"p99_ms", ms(percentile(lat, 99))},
+		{"errors", errs.Load() + int64(latErrs) + lost + bad},
 		{"leaked_sessions", max(h.srv.Stats().Sessions-baseSessions, 0)},
 		{"leaked_goroutines", max(runtime.NumGoroutine()-baseGoroutines, 0)},
 	}}, nil

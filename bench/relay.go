@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,45 +73,17 @@ func Relay(ctx context.Context, o *Options) ([]Result, error) {
 	return out, nil
 }
 
-// relayFigures are the lanpeer side of a relay case.
-type relayFigures struct {
-	deliveredPerS float64
-	p50, p99      time.Duration
-	errors        int64
-	frame         []byte // one push frame's payload, for the transport
-}
+// relayRounds is how many times the relay alternates between lanpeer
+// and the transport: on a machine whose load changes, each side gets its
+// share of every period.
+const relayRounds = 4
 
 func relayCase(ctx context.Context, o *Options, n, size int) (Result, error) {
 	h, err := startHost(ctx, o, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	lp, err := relayLanpeer(ctx, o, h, n, size)
-	h.close()
-	if err != nil {
-		return nil, err
-	}
-	tr, err := relayTransport(ctx, o, n, lp.frame)
-	if err != nil {
-		return nil, fmt.Errorf("transport: %w", err)
-	}
-	return Result{
-		{"members", n},
-		{"size", size},
-		{"delivered_per_s", lp.deliveredPerS},
-		{"transport_per_s", tr.deliveredPerS},
-		{"ratio_to_transport", ratio(lp.deliveredPerS, tr.deliveredPerS)},
-		{"p50_ms", ms(lp.p50)},
-		{"p99_ms", ms(lp.p99)},
-		{"transport_p50_ms", ms(tr.p50)},
-		{"transport_p99_ms", ms(tr.p99)},
-		{"p99_ratio", ratio(ms(lp.p99), ms(tr.p99))},
-		{"errors", lp.errors},
-	}, nil
-}
-
-// relayLanpeer runs the lanpeer side of a relay case on host h.
-func relayLanpeer(ctx context.Context, o *Options, h *host, n, size int) (*relayFigures, error) {
+	defer h.close()
 	br, err := newBenchRoom(ctx, h, n, 0)
 	if err != nil {
 		return nil, err
@@ -119,19 +92,86 @@ func relayLanpeer(ctx context.Context, o *Options, h *host, n, size int) (*relay
 	for i, m := range br.members {
 		m.recv.slot = i
 	}
-	f, err := relayFull(ctx, o, br, size)
+	tp, err := newTransportPair(ctx, n)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	defer tp.close()
+	sample, err := br.seal(strings.Repeat("x", size))
 	if err != nil {
 		return nil, err
 	}
-	p50, p99, errs, err := relayLatency(ctx, o, br, size)
-	if err != nil {
-		return nil, err
+	push := &wire.MessagePush{Room: br.id[:], Seq: 1, Stored: time.Now().UnixMilli(), Blob: sample}
+
+	per := o.duration() / relayRounds
+	var lp, tr throughput
+	var errs int64
+	for range relayRounds {
+		f, err := relayFull(ctx, br, size, per)
+		if err != nil {
+			return nil, err
+		}
+		lp.add(f)
+		errs += f.errors
+		if f, err = tp.full(ctx, push, per); err != nil {
+			return nil, fmt.Errorf("transport: %w", err)
+		}
+		tr.add(f)
 	}
-	f.p50, f.p99 = p50, p99
-	f.errors += errs
+	k := latencyMessages(o) / 2
+	var lpLat, trLat []time.Duration
+	for range 2 {
+		lat, missing, err := relayLatency(ctx, br, size, k)
+		if err != nil {
+			return nil, err
+		}
+		lpLat = append(lpLat, lat...)
+		errs += int64(missing)
+		if lat, err = tp.latency(ctx, push, k); err != nil {
+			return nil, fmt.Errorf("transport: %w", err)
+		}
+		trLat = append(trLat, lat...)
+	}
+	slices.Sort(lpLat)
+	slices.Sort(trLat)
 	_, lost, bad := br.totals()
-	f.errors += lost + bad
-	return f, nil
+	errs += lost + bad
+	p99, tp99 := percentile(lpLat, 99), percentile(trLat, 99)
+	return Result{
+		{"members", n},
+		{"size", size},
+		{"delivered_per_s", lp.perS()},
+		{"transport_per_s", tr.perS()},
+		{"ratio_to_transport", ratio(lp.perS(), tr.perS())},
+		{"p50_ms", ms(percentile(lpLat, 50))},
+		{"p99_ms", ms(p99)},
+		{"transport_p50_ms", ms(percentile(trLat, 50))},
+		{"transport_p99_ms", ms(tp99)},
+		{"p99_ratio", ratio(ms(p99), ms(tp99))},
+		{"errors", errs},
+	}, nil
+}
+
+// fullLoad is one timed run at full load.
+type fullLoad struct {
+	delivered int64
+	elapsed   time.Duration
+	errors    int64
+}
+
+// throughput sums runs.
+type throughput struct {
+	delivered int64
+	elapsed   time.Duration
+}
+
+func (t *throughput) add(f fullLoad) { t.delivered += f.delivered; t.elapsed += f.elapsed }
+
+func (t *throughput) perS() float64 {
+	if t.elapsed <= 0 {
+		return 0
+	}
+	return float64(t.delivered) / t.elapsed.Seconds()
 }
 
 // sealPool seals count messages of size bytes of text.
@@ -147,31 +187,28 @@ func sealPool(br *benchRoom, count, size int) ([][]byte, error) {
 	return pool, nil
 }
 
-// relayFull runs full load for the duration (or until the sealed
-// messages run out) and waits until every member has every message.
-func relayFull(ctx context.Context, o *Options, br *benchRoom, size int) (*relayFigures, error) {
+// relayFull runs full load for d (or until the sealed messages run out)
+// and waits until every member has every message.
+func relayFull(ctx context.Context, br *benchRoom, size int, d time.Duration) (fullLoad, error) {
 	n := len(br.members)
-	// Enough messages for the duration at the most a host delivers on
-	// these machines (it verifies each message's signature: about 12,000
+	// Enough messages for d at the most a host delivers on these
+	// machines (it verifies each message's signature: about 12,000
 	// sends/s alone, 300,000 pushes/s), sealed beforehand: sealing is the
-	// client's cost (e2e). The phase ends early if they run out.
-	count := min(max(int(o.duration().Seconds()*float64(min(12_000, 300_000/n))), 200), 50_000)
+	// client's cost (e2e). The run ends early if they run out.
+	count := min(max(int(d.Seconds()*float64(min(12_000, 300_000/n))), 100), 50_000)
 	if size > 1024 {
 		count = min(count, 10_000)
 	}
 	pool, err := sealPool(br, count, size)
 	if err != nil {
-		return nil, err
-	}
-	frame, err := wire.Encode(&wire.MessagePush{Room: br.id[:], Seq: 1, Stored: time.Now().UnixMilli(), Blob: pool[0]})
-	if err != nil {
-		return nil, err
+		return fullLoad{}, err
 	}
 	before, _, _ := br.totals()
+	floor := br.minDelivered()
 	var next, sent, sendErrs atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
-	deadline := start.Add(o.duration())
+	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for range relaySenders {
 		wg.Add(1)
@@ -183,7 +220,7 @@ func relayFull(ctx context.Context, o *Options, br *benchRoom, size int) (*relay
 					return
 				}
 				// Stay within the window of the slowest member.
-				for wait := time.Now(); i-br.minDelivered() > relayWindow; {
+				for wait := time.Now(); floor+i-br.minDelivered() > relayWindow; {
 					if time.Since(wait) > hang {
 						firstErr.CompareAndSwap(nil, errors.New("members stopped receiving"))
 						return
@@ -207,22 +244,18 @@ func relayFull(ctx context.Context, o *Options, br *benchRoom, size int) (*relay
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil && sent.Load() == 0 {
-		return nil, err
+		return fullLoad{}, err
 	}
 	want := before + sent.Load()*int64(n)
 	if err := waitFor(ctx, func() bool {
 		d, lost, _ := br.totals()
 		return d+lost >= want
 	}); err != nil {
-		return nil, fmt.Errorf("waiting for the pushes: %w", err)
+		return fullLoad{}, fmt.Errorf("waiting for the pushes: %w", err)
 	}
 	elapsed := time.Since(start)
 	delivered, _, _ := br.totals()
-	return &relayFigures{
-		deliveredPerS: float64(delivered-before) / elapsed.Seconds(),
-		errors:        sendErrs.Load(),
-		frame:         frame,
-	}, nil
+	return fullLoad{delivered: delivered - before, elapsed: elapsed, errors: sendErrs.Load()}, nil
 }
 
 // latencyMessages is how many messages the latency phase sends.
@@ -230,20 +263,20 @@ func latencyMessages(o *Options) int {
 	return min(max(int(o.duration()/latencyInterval), minLatencyMessages), maxLatencyMessages)
 }
 
-// relayLatency sends one message per latencyInterval and returns the p50
-// and p99 of the delays to every member, and the errors.
-func relayLatency(ctx context.Context, o *Options, br *benchRoom, size int) (p50, p99 time.Duration, errs int64, err error) {
-	k := latencyMessages(o)
+// relayLatency sends k messages, one per latencyInterval, and returns
+// the delays from each send's start to each member's push (sorted), and
+// how many pushes did not arrive.
+func relayLatency(ctx context.Context, br *benchRoom, size, k int) ([]time.Duration, int, error) {
 	pool, err := sealPool(br, k+1, size)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, 0, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, hang)
 	defer cancel()
 	// A first message gives the sequence number the run starts after.
 	base, err := br.sender.rc.Send(sctx, br.id, pool[0])
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, 0, err
 	}
 	l := newLatencyRun(base+1, k, len(br.members))
 	for _, m := range br.members {
@@ -260,20 +293,20 @@ func relayLatency(ctx context.Context, o *Options, br *benchRoom, size int) (p50
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return 0, 0, 0, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 		l.sending(i)
 		seq, err := br.sender.rc.Send(sctx, br.id, pool[i+1])
 		if err != nil {
-			return 0, 0, 0, err
+			return nil, 0, err
 		}
 		if seq != base+1+uint64(i) {
-			return 0, 0, 0, fmt.Errorf("message %d stored as %d, want %d: another sender?", i, seq, base+1+uint64(i))
+			return nil, 0, fmt.Errorf("message %d stored as %d, want %d: another sender?", i, seq, base+1+uint64(i))
 		}
 	}
 	_ = waitFor(ctx, func() bool { return l.complete(k - 1) })
 	lat, missing := l.latencies()
-	return percentile(lat, 50), percentile(lat, 99), int64(missing), nil
+	return lat, missing, nil
 }
 
 // waitFor polls cond until it holds, for at most the hang deadline.
@@ -291,32 +324,20 @@ func waitFor(ctx context.Context, cond func() bool) error {
 	return nil
 }
 
-// relayTransport runs the baseline: frame (a push's msgpack, decoded by
-// each reader) over n TLS connections on loopback, no lanpeer logic.
-func relayTransport(ctx context.Context, o *Options, n int, frame []byte) (*relayFigures, error) {
-	tp, err := newTransportPair(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	defer tp.close()
-	m, err := wire.Decode(frame)
-	if err != nil {
-		return nil, err
-	}
-	push := m.(*wire.MessagePush)
-
-	// Full load: a writer per connection, encoding each push and writing
-	// its frame, for the duration.
+// full runs the baseline at full load for d: a writer goroutine per
+// connection encodes each push (push with its own sequence number) and
+// writes its frame; it returns once the readers have decoded them all.
+func (tp *transportPair) full(ctx context.Context, push *wire.MessagePush, d time.Duration) (fullLoad, error) {
+	before := tp.delivered()
 	start := time.Now()
-	deadline := start.Add(o.duration())
+	deadline := start.Add(d)
 	var written atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
-	for _, c := range tp.writers {
+	for _, w := range tp.ws {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := framing.NewWriter(c, framing.MaxControlFrame)
 			p := *push
 			for seq := uint64(1); ctx.Err() == nil && time.Now().Before(deadline); seq++ {
 				p.Seq = seq
@@ -334,22 +355,22 @@ func relayTransport(ctx context.Context, o *Options, n int, frame []byte) (*rela
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return nil, err
+		return fullLoad{}, err
 	}
-	if err := waitFor(ctx, func() bool { return tp.delivered() >= written.Load() }); err != nil {
-		return nil, err
+	if err := waitFor(ctx, func() bool { return tp.delivered()-before >= written.Load() }); err != nil {
+		return fullLoad{}, err
 	}
-	f := &relayFigures{deliveredPerS: float64(tp.delivered()) / time.Since(start).Seconds()}
+	return fullLoad{delivered: tp.delivered() - before, elapsed: time.Since(start)}, nil
+}
 
-	// Fixed rate: one writer to every connection in turn.
-	k := latencyMessages(o)
-	base := uint64(1) << 40
-	l := newLatencyRun(base, k, n)
+// latency sends k pushes, one per latencyInterval, each encoded once and
+// written by one goroutine to every connection in turn, and returns the
+// delays to each reader (sorted).
+func (tp *transportPair) latency(ctx context.Context, push *wire.MessagePush, k int) ([]time.Duration, error) {
+	tp.base += 1 << 20
+	l := newLatencyRun(tp.base, k, len(tp.ws))
 	tp.lat.Store(l)
-	ws := make([]*framing.Writer, n)
-	for i, c := range tp.writers {
-		ws[i] = framing.NewWriter(c, framing.MaxControlFrame)
-	}
+	defer tp.lat.Store(nil)
 	tick := time.NewTicker(latencyInterval)
 	defer tick.Stop()
 	p := *push
@@ -360,12 +381,12 @@ func relayTransport(ctx context.Context, o *Options, n int, frame []byte) (*rela
 			return nil, ctx.Err()
 		}
 		l.sending(i)
-		p.Seq = base + uint64(i)
+		p.Seq = tp.base + uint64(i)
 		b, err := wire.Encode(&p)
 		if err != nil {
 			return nil, err
 		}
-		for _, w := range ws {
+		for _, w := range tp.ws {
 			if err := w.WriteFrame(b); err != nil {
 				return nil, err
 			}
@@ -375,8 +396,7 @@ func relayTransport(ctx context.Context, o *Options, n int, frame []byte) (*rela
 		return nil, err
 	}
 	lat, _ := l.latencies()
-	f.p50, f.p99 = percentile(lat, 50), percentile(lat, 99)
-	return f, nil
+	return lat, nil
 }
 
 // transportPair is n TLS connections on loopback with the node's TLS
@@ -384,6 +404,8 @@ func relayTransport(ctx context.Context, o *Options, n int, frame []byte) (*rela
 // addresses) read and decode.
 type transportPair struct {
 	ln      net.Listener
+	base    uint64 // sequence numbers of the latency runs
+	ws      []*framing.Writer
 	writers []*tls.Conn
 	readers []*tls.Conn
 	counts  []atomic.Int64
@@ -448,6 +470,9 @@ func newTransportPair(ctx context.Context, n int) (*transportPair, error) {
 	}
 	if err := <-accepted; err != nil || dialErr != nil {
 		return nil, errors.Join(dialErr, err)
+	}
+	for _, c := range tp.writers {
+		tp.ws = append(tp.ws, framing.NewWriter(c, framing.MaxControlFrame))
 	}
 	for i, c := range tp.readers {
 		tp.wg.Add(1)

@@ -89,12 +89,14 @@ func Sessions(ctx context.Context, o *Options) ([]Result, error) {
 				return err
 			}
 			defer br.close()
-			f, err := relayFull(ctx, o, br, 256)
+			f, err := relayFull(ctx, br, 256, o.duration())
 			if err != nil {
 				return err
 			}
 			_, lost, bad := br.totals()
-			delivered, relayErrs = f.deliveredPerS, f.errors+lost+bad
+			t := throughput{}
+			t.add(f)
+			delivered, relayErrs = t.perS(), f.errors+lost+bad
 			return nil
 		})
 	if err != nil {
