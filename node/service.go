@@ -257,6 +257,10 @@ type Push struct {
 	Peer cryptosuite.PeerID
 	// Lost counts the pushes dropped before this one (PushLost).
 	Lost uint64
+
+	// frame is the push's wire encoding, made once for every member it
+	// goes to (nil: encode it when it is written).
+	frame []byte
 }
 
 // Subscription receives the pushes for one peer's rooms. Make one with
@@ -270,6 +274,11 @@ type Subscription struct {
 	lost atomic.Uint64
 	done chan struct{}
 	once sync.Once
+
+	// pending is a push nextBatch took that did not fit its batch; the
+	// next call returns it first. Only the reader touches it.
+	pending    Push
+	hasPending bool
 }
 
 // Subscribe registers a subscription for peer's pushes. Close it when
@@ -328,6 +337,11 @@ func (sub *Subscription) next(stop <-chan struct{}) (Push, error) {
 		if n := sub.lost.Swap(0); n > 0 {
 			return Push{Kind: PushLost, Lost: n}, nil
 		}
+		if sub.hasPending {
+			p := sub.pending
+			sub.pending, sub.hasPending = Push{}, false
+			return p, nil
+		}
 		select {
 		case p := <-sub.ch:
 			return p, nil
@@ -357,8 +371,17 @@ func (sub *Subscription) markLost(n uint64) {
 	}
 }
 
-// publish delivers p to every subscription of peers.
+// publish delivers p to every subscription of peers, its frame encoded
+// once for all of them.
 func (s *Service) publish(p Push, peers []cryptosuite.PeerID) {
+	if b, err := wire.Encode(pushToWire(p)); err == nil {
+		p.frame = b
+	}
+	s.fanOut(p, peers)
+}
+
+// fanOut queues p, shared as it is, for every subscription of peers.
+func (s *Service) fanOut(p Push, peers []cryptosuite.PeerID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, peer := range peers {
@@ -446,15 +469,16 @@ func (s *Service) pushLoop(c *Conn, sub *Subscription) {
 		mu.Unlock()
 	})
 	defer stop()
+	var batch [][]byte
 	for {
-		p, err := sub.next(c.Done())
+		var n int
+		var err error
+		batch, n, err = sub.nextBatch(c.Done(), batch[:0])
 		if err != nil {
 			return
 		}
-		b, err := wire.Encode(pushToWire(p))
-		if err != nil {
-			s.log.Error("encoding a push", "err", err)
-			continue
+		if len(batch) == 0 {
+			continue // nothing that could be encoded
 		}
 		mu.Lock()
 		cur := st
@@ -468,7 +492,7 @@ func (s *Service) pushLoop(c *Conn, sub *Subscription) {
 					return
 				}
 				s.log.Debug("opening a notify stream", "peer", c.Peer().Short(), "err", err)
-				sub.markLost(1)
+				sub.markLost(uint64(n))
 				continue
 			}
 			setStream(cur)
@@ -480,10 +504,56 @@ func (s *Service) pushLoop(c *Conn, sub *Subscription) {
 		if s.ctx.Err() != nil {
 			return // the AfterFunc may have run before the deadline was set
 		}
-		if err := cur.WriteFrame(b); err != nil {
+		if err := cur.WriteFrames(batch...); err != nil {
 			s.log.Debug("push failed", "peer", c.Peer().Short(), "err", err)
 			setStream(nil)
-			sub.markLost(1)
+			sub.markLost(uint64(n))
+		}
+		clear(batch) // the frames are shared: keep none alive
+	}
+}
+
+// Batches: the pushes waiting for a subscriber go out in one write of at
+// most maxBatchBytes (and one push, however large).
+const (
+	maxBatchPushes = 64
+	maxBatchBytes  = 32 << 10
+)
+
+// nextBatch waits for the next push as next does, then takes the pushes
+// already waiting after it (without waiting) while they fit a batch, and
+// appends their frames to batch. n counts the pushes taken: a push that
+// cannot be encoded is logged and dropped.
+func (sub *Subscription) nextBatch(stop <-chan struct{}, batch [][]byte) (_ [][]byte, n int, err error) {
+	p, err := sub.next(stop)
+	if err != nil {
+		return batch, 0, err
+	}
+	size := 0
+	for {
+		n++
+		b := p.frame
+		if b == nil {
+			if b, err = wire.Encode(pushToWire(p)); err != nil {
+				sub.svc.log.Error("encoding a push", "err", err)
+			}
+		}
+		if b != nil {
+			batch = append(batch, b)
+			size += len(b)
+		}
+		if len(batch) >= maxBatchPushes || size >= maxBatchBytes || sub.lost.Load() > 0 {
+			return batch, n, nil // a PushLost goes first, in a batch of its own
+		}
+		select {
+		case p = <-sub.ch:
+			if size+len(p.frame) > maxBatchBytes {
+				// Too large to join this batch: it heads the next.
+				sub.pending, sub.hasPending = p, true
+				return batch, n, nil
+			}
+		default:
+			return batch, n, nil
 		}
 	}
 }
