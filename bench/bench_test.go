@@ -13,7 +13,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestRelayOne runs the relay scenario's smallest case and checks that
 // every message reached the member and the figures are there.
 func TestRelayOne(t *testing.T) {
-	res, err := Relay(context.Background(), &Options{Duration: 1000 * time.Millisecond, Members: []int{1}, Sizes: []int{256}})
+	res, err := Relay(context.Background(), &Options{Duration: 100 * time.Millisecond, Members: []int{1}, Sizes: []int{256}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func E2E(ctx context.Context, o *Options) ([]Result, error) {
 	text := strings.Repeat("x", size)
 	var out []Result
 	for _, s := range cryptosuite.AEADs() {
-		if len(o.Ciphers) > 0 && !slices.Contains(o.Ciphers, s.Name) {
+		if len(o.Ciphers) > 0 && !slices.ContainsFunc(o.Ciphers, func(c string) bool { return cipherKey(c) == cipherKey(s.Name) }) {
 			continue
 		}
 		res, err := e2eSuite(ctx, o, s, text)
@@ -40,6 +40,12 @@ func E2E(ctx context.Context, o *Options) ([]Result, error) {
 		return nil, fmt.Errorf("bench: no AEAD suite named %q", o.Ciphers)
 	}
 	return out, nil
+}
+
+// cipherKey folds a cipher's name for comparison: "AES-256-GCM",
+// "aes256gcm" (the room commands' --cipher) and "aes-256-gcm" are one.
+func cipherKey(name string) string {
+	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(name))
 }
 
 func e2eSuite(ctx context.Context, o *Options, s *cryptosuite.AEADSuite, text string) ([]Result, error) {
