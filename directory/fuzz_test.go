@@ -46,7 +46,7 @@ func FuzzRegister(f *testing.F) {
 	f.Add(build(f, other, testAddrs, time.Hour, t0).Blob()) // another peer's record: 403
 	f.Add(build(f, id, Addrs{TCP: []string{"127.0.0.1:7450"}}, MaxTTL, t0.Add(-time.Minute)).Blob())
 	f.Add(build(f, id, testAddrs, time.Minute, t0.Add(-2*time.Minute)).Blob()) // expired
-	f.Add(signRaw(f, other, fieldsFor(id, t0, time.Hour)))                    // signed by someone else
+	f.Add(signRaw(f, other, fieldsFor(id, t0, time.Hour)))                     // signed by someone else
 	f.Add(rec.Blob()[:len(rec.Blob())-1])
 	f.Add([]byte(canon.LabelDirectoryRecord))
 	f.Add([]byte{})
