@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -140,7 +141,9 @@ func serveHonest(p *peer, ip string) error {
 }
 
 // whileServing runs attack while honest clients keep being served by p,
-// one after another from 127.0.0.1 (or ip), and fails the test unless
+// one after another from 127.0.0.1 (or ip; spreadIPs gives each its own
+// address in 127.0.1.0/24, clear of per-address limits), and fails the
+// test unless
 // every honest client was served, at least one of them after the attack
 // began and one after it ended.
 func whileServing(t *testing.T, p *peer, ip string, attack func()) {
@@ -151,7 +154,7 @@ func whileServing(t *testing.T, p *peer, ip string, attack func()) {
 	go func() {
 		var first error
 		for i := 0; i < 1000 && (!stop.Load() || i == 0); i++ {
-			if err := serveHonest(p, ip); err != nil && first == nil {
+			if err := serveHonest(p, honestIP(ip, i)); err != nil && first == nil {
 				first = err
 			} else if err == nil {
 				served.Add(1)
@@ -164,12 +167,23 @@ func whileServing(t *testing.T, p *peer, ip string, attack func()) {
 	if err := <-errc; err != nil {
 		t.Fatalf("an honest client was not served during the attack: %v", err)
 	}
-	if err := serveHonest(p, ip); err != nil {
+	if err := serveHonest(p, honestIP(ip, 1000)); err != nil {
 		t.Fatalf("an honest client was not served after the attack: %v", err)
 	}
 	if served.Load() == 0 {
 		t.Fatal("no honest client was served during the attack")
 	}
+}
+
+// spreadIPs, as whileServing's ip, gives every honest client an address
+// of its own.
+const spreadIPs = "spread"
+
+func honestIP(ip string, i int) string {
+	if ip != spreadIPs {
+		return ip
+	}
+	return fmt.Sprintf("127.0.1.%d", 1+i%250)
 }
 
 // certificate makes the self-signed certificate lanpeer peers show: the

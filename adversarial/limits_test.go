@@ -111,7 +111,7 @@ func TestAdversarialSlowloris(t *testing.T) {
 
 // TestAdversarialHandshakeFlood (THREATS.md F5): connections from one
 // address beyond its token bucket are reset at accept, before TLS or any
-// signature work, while clients from another address are served.
+// signature work, while clients from other addresses are served.
 func TestAdversarialHandshakeFlood(t *testing.T) {
 	p := startPeer(t, func(c *node.Config) {
 		c.HandshakeRate, c.HandshakeBurst = 2, 3
@@ -125,7 +125,7 @@ func TestAdversarialHandshakeFlood(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	whileServing(t, p, "127.0.0.3", func() {
+	whileServing(t, p, spreadIPs, func() {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: hang}
 		for range flood {
 			c, err := d.Dial("tcp", p.srv.Addr().String())
