@@ -56,7 +56,7 @@ func newFanOutBench(t testing.TB, n int) *fanOutBench {
 // one fans one message out and writes each subscriber's pending frames as
 // its push loop does, to a sink.
 func (f *fanOutBench) one(t testing.TB) {
-	f.svc.fanOut(f.push, f.peers)
+	f.svc.fanOut(&f.push, f.peers)
 	for _, sub := range f.subs {
 		var err error
 		f.batch, _, err = sub.nextBatch(nil, f.batch[:0])

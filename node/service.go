@@ -269,11 +269,15 @@ type Push struct {
 type Subscription struct {
 	svc  *Service
 	peer cryptosuite.PeerID
-	ch   chan Push
+	ch   chan *Push // shared with the other subscribers: read only
 	wake chan struct{} // signalled when a push is dropped
 	lost atomic.Uint64
 	done chan struct{}
 	once sync.Once
+
+	// start, if set, starts the session's push loop; deliver calls it
+	// once, under the Service's lock.
+	start func()
 
 	// pending is a push nextBatch took that did not fit its batch; the
 	// next call returns it first. Only the reader touches it.
@@ -285,7 +289,7 @@ type Subscription struct {
 // done.
 func (s *Service) Subscribe(peer cryptosuite.PeerID) (*Subscription, error) {
 	sub := &Subscription{
-		svc: s, peer: peer, ch: make(chan Push, s.pushQueue),
+		svc: s, peer: peer, ch: make(chan *Push, s.pushQueue),
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	s.mu.Lock()
@@ -344,7 +348,7 @@ func (sub *Subscription) next(stop <-chan struct{}) (Push, error) {
 		}
 		select {
 		case p := <-sub.ch:
-			return p, nil
+			return *p, nil
 		case <-sub.wake:
 		case <-stop:
 			return Push{}, ErrClosed
@@ -355,7 +359,14 @@ func (sub *Subscription) next(stop <-chan struct{}) (Push, error) {
 }
 
 // deliver queues p without blocking, or counts it lost.
-func (sub *Subscription) deliver(p Push) {
+// The caller holds the Service's lock.
+func (sub *Subscription) deliver(p *Push) {
+	if start := sub.start; start != nil {
+		sub.start = nil
+		if !sub.svc.closed {
+			start()
+		}
+	}
 	select {
 	case sub.ch <- p:
 	default:
@@ -377,11 +388,12 @@ func (s *Service) publish(p Push, peers []cryptosuite.PeerID) {
 	if b, err := wire.Encode(pushToWire(p)); err == nil {
 		p.frame = b
 	}
-	s.fanOut(p, peers)
+	s.fanOut(&p, peers)
 }
 
-// fanOut queues p, shared as it is, for every subscription of peers.
-func (s *Service) fanOut(p Push, peers []cryptosuite.PeerID) {
+// fanOut queues p, shared as it is, for every subscription of peers: each
+// queue holds a pointer to it, which nobody writes through.
+func (s *Service) fanOut(p *Push, peers []cryptosuite.PeerID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, peer := range peers {
@@ -437,8 +449,16 @@ func (s *Service) OnSession(c *Conn) {
 	if err != nil {
 		return
 	}
-	s.wg.Add(1)
-	go s.pushLoop(c, sub)
+	// The push loop starts with the first push (deliver), so that an idle
+	// session holds no goroutine for it; the subscription ends with the
+	// session either way.
+	s.mu.Lock()
+	sub.start = func() {
+		s.wg.Add(1)
+		go s.pushLoop(c, sub)
+	}
+	s.mu.Unlock()
+	context.AfterFunc(c.ctx, sub.Close)
 }
 
 // pushLoop writes sub's pushes to c's notify stream until c ends or the
@@ -546,7 +566,8 @@ func (sub *Subscription) nextBatch(stop <-chan struct{}, batch [][]byte) (_ [][]
 			return batch, n, nil // a PushLost goes first, in a batch of its own
 		}
 		select {
-		case p = <-sub.ch:
+		case q := <-sub.ch:
+			p = *q
 			if size+len(p.frame) > maxBatchBytes {
 				// Too large to join this batch: it heads the next.
 				sub.pending, sub.hasPending = p, true
