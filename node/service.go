@@ -269,7 +269,7 @@ type Push struct {
 type Subscription struct {
 	svc  *Service
 	peer cryptosuite.PeerID
-	ch   chan *Push // shared with the other subscribers: read only
+	ch   chan *Push    // shared with the other subscribers: read only
 	wake chan struct{} // signalled when a push is dropped
 	lost atomic.Uint64
 	done chan struct{}
