@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path"
 	"sync"
 	"time"
 
@@ -316,7 +317,15 @@ func (s *Server) releasePeerLocked(id cryptosuite.PeerID) {
 }
 
 // ServeHTTP serves the shim's API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// ServeMux would redirect a path that is not clean ("/v1/./rooms"):
+	// no endpoint has such a path, and a signed request must not move.
+	if p := r.URL.Path; p == "" || path.Clean(p) != p {
+		s.fail(w, newAPIError(codeNotFound, "no such endpoint (docs/HTTP.md lists them)"))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // endpoint is one method of one route.
 type endpoint struct {
