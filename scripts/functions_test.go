@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ecdh"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -59,7 +60,7 @@ func shellErr(t *testing.T, dir, fn string, args ...string) (string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("bash", "-c", `set -euo pipefail; . "$0"; "$@"`, script, fn)
+	cmd := exec.Command("bash", "-c", `set -euo pipefail; shopt -s inherit_errexit; . "$0"; "$@"`, script, fn)
 	cmd.Args = append(cmd.Args, args...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
@@ -399,7 +400,7 @@ func TestRoomKeyWrap(t *testing.T) {
 	snippet(t, dir, `unhex `+pkcs8+ex["skR"]+` | openssl pkey -inform DER -out r.pem
 		unhex `+pkcs8+ex["skE"]+` | openssl pkey -inform DER -out e.pem`)
 	out := shell(t, dir, "wrap_room_key", ex["pkR"], ex["info"], ex["room_key"], "e.pem", ex["iv"])
-	if out != ex["enc"]+"\n"+ex["wrapped"]+"\n" {
+	if out != ex["enc"]+" "+ex["wrapped"]+"\n" {
 		t.Fatalf("wrap_room_key = %q, want enc %s and wrapped %s", out, ex["enc"], ex["wrapped"])
 	}
 	if got := shell(t, dir, "unwrap_room_key", "r.pem", ex["enc"], ex["info"], ex["wrapped"]); got != ex["room_key"] {
@@ -473,5 +474,46 @@ func TestBlob(t *testing.T) {
 	}
 	if got := shell(t, "", "unb64", "AP8Q"); got != "00ff10" {
 		t.Errorf("unb64 = %s", got)
+	}
+}
+
+// TestSenderKeyAndMAC: sender_key is cryptosuite.SenderKey for
+// A256CBC-HS512; hmac_sha256 over the HTTP request MAC input is
+// crypto/hmac's; member_kp finds a member's key package hash in a commit's
+// member list and fails for a peer the list does not hold.
+func TestSenderKeyAndMAC(t *testing.T) {
+	var key cryptosuite.RoomKey
+	var room [16]byte
+	var sender cryptosuite.PeerID
+	rand.Read(key[:])
+	rand.Read(room[:])
+	rand.Read(sender[:])
+	suite, _ := cryptosuite.AEADByID(cryptosuite.AEADA256CBCHS512)
+	want, err := cryptosuite.SenderKey(&key, room, 5, sender, suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := shell(t, "", "sender_key", hex.EncodeToString(key[:]), hex.EncodeToString(room[:]), "5", sender.String())
+	if got != hex.EncodeToString(want) {
+		t.Fatalf("sender_key = %s, want %x", got, want)
+	}
+
+	authKey := unhex(t, randHex(32))
+	in := canon.HTTPRequest("00112233445566778899aabbccddeeff", "POST", "/v1/rooms/ab/messages?x=1",
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "1764036000000", "bm9uY2U")
+	m := hmac.New(sha256.New, authKey)
+	m.Write(in)
+	if got := shell(t, "", "hmac_sha256", hex.EncodeToString(authKey), hex.EncodeToString(in)); got != hex.EncodeToString(m.Sum(nil)) {
+		t.Fatalf("hmac_sha256 = %s, want %x", got, m.Sum(nil))
+	}
+
+	a, b, c := seq(32, 0x10), seq(32, 0x50), seq(32, 0x90)
+	members := hex.EncodeToString(canon.New(canon.LabelRoomCommit).List(unhex(t, a+b), unhex(t, c+a)).Out())
+	members = members[len(hex.EncodeToString([]byte(canon.LabelRoomCommit)))+2+8:] // the list field's content
+	if got := shell(t, "", "member_kp", members, c); got != a {
+		t.Errorf("member_kp = %s, want %s", got, a)
+	}
+	if out, err := shellErr(t, "", "member_kp", members, b); err == nil {
+		t.Errorf("member_kp finds a peer the list does not hold: %s", out)
 	}
 }
