@@ -41,19 +41,35 @@ func TestCurlWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), curlHang)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", script)
-	cmd.Dir = dir
-	cmd.Env = append(env, "LANPEER_HTTP=http://"+httpAddr, "LANPEER_TCP="+tcp, "LANPEER_PEER="+lid)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("the walkthrough failed: %v\nstdout:\n%s\nstderr:\n%s\nlistener:\n%s", err, out.String(), errb.String(),
-			l.stderr.String())
+	walk := func(dir, peer string) (stdout, stderr string, err error) {
+		ctx, cancel := context.WithTimeout(context.Background(), curlHang)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "bash", script)
+		cmd.Dir = dir
+		cmd.Env = append(env, "LANPEER_HTTP=http://"+httpAddr, "LANPEER_TCP="+tcp, "LANPEER_PEER="+peer)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err = cmd.Run()
+		return out.String(), errb.String(), err
 	}
-	stdout := out.String()
+
+	// Naming another listener stops the walkthrough at the hello: the
+	// listener refuses it, and nothing after runs.
+	other := strings.Repeat("ab", 32)
+	wrongDir := t.TempDir()
+	stdout, stderr, err := walk(wrongDir, other)
+	if err == nil || strings.Contains(stdout, "talking to") {
+		t.Fatalf("the walkthrough went on with LANPEER_PEER naming another peer:\n%s\n%s", stdout, stderr)
+	}
+	if reply := string(readFile(t, filepath.Join(wrongDir, "reply.json"))); !strings.Contains(reply, `"code":"policy"`) {
+		t.Errorf("the hello naming another peer got %s, want the policy refusal", reply)
+	}
+
+	dir := t.TempDir()
+	stdout, stderr, err = walk(dir, lid)
+	if err != nil {
+		t.Fatalf("the walkthrough failed: %v\nstdout:\n%s\nstderr:\n%s\nlistener:\n%s", err, stdout, stderr, l.stderr.String())
+	}
 
 	me := regexp.MustCompile(`(?m)^my peer ID: ([0-9a-f]{64})$`).FindStringSubmatch(stdout)
 	lab := regexp.MustCompile(`(?m)^Bob's room: ([0-9a-f]{32})$`).FindStringSubmatch(stdout)
