@@ -210,6 +210,79 @@ member_kp() {
 	die "$2 is not in the member list"
 }
 
+# key_package IDFILE HPKEFILE SIGNFILE CREATED EXPIRES: a signed key package.
+key_package() {
+	local l
+	l=$(canon "lanpeer/v1 key package" "$(spki "$1")" "$(u16 32)" "$(raw_pub "$2")" "$(raw_pub "$3")" \
+		"$(u64 "$4")" "$(u64 "$5")")
+	blob "$l" "$(sign "$1" "lanpeer/v1 key package" "$l")"
+}
+
+# create_commit IDFILE ROOM NAME KP_HASH TIME: the signed commit of epoch 1,
+# the master its only member.
+create_commit() {
+	local me l
+	me=$(peer_id "$1")
+	l=$(canon "lanpeer/v1 room commit" "$2" "$(u64 1)" "" "$(u16 1)" "$(txt "$3")" "$(u16 1)" "$me" \
+		"$(list "$me$4")" "$(u64 "$5")")
+	blob "$l" "$(sign "$1" "lanpeer/v1 room commit" "$l")"
+}
+
+# wrapped_key IDFILE ROOM EPOCH MEMBER KP_HASH HPKE_KEY ROOM_KEY: the room key
+# wrapped to a member's key package (its raw HPKE key), signed.
+wrapped_key() {
+	local info w l
+	info=$(canon "lanpeer/v1 room key wrap" "$2" "$(u64 "$3")" "$4" "$5")
+	w=$(wrap_room_key "$6" "$info" "$7")
+	l=$(canon "lanpeer/v1 wrapped key" "$2" "$(u64 "$3")" "$4" "$5" "${w% *}" "${w#* }")
+	blob "$l" "$(sign "$1" "lanpeer/v1 wrapped key" "$l")"
+}
+# open_wrapped HPKEFILE MASTER_KEY BLOB ROOM EPOCH MEMBER KP_HASH: checks a
+# wrapped key (the master's signature, addressed to this room, epoch, member
+# and key package) and prints the room key.
+open_wrapped() {
+	local -a f
+	verify "$2" "lanpeer/v1 wrapped key" "$(blob_layout "$3")" "$(blob_sig "$3")" ||
+		die "a wrapped key not signed by the master" || return
+	mapfile -t f < <(fields "$(blob_layout "$3")") # room, epoch, member, key package hash, enc, wrapped
+	[[ ${f[0]} == "$4" && ${f[1]} == "$(u64 "$5")" && ${f[2]} == "$6" && ${f[3]} == "$7" ]] ||
+		die "a wrapped key for another room, epoch, member or key package" || return
+	unwrap_room_key "$1" "${f[4]}" "$(canon "lanpeer/v1 room key wrap" "$4" "$(u64 "$5")" "$6" "$7")" "${f[5]}"
+}
+
+# seal_message SIGNFILE ROOM_KEY ROOM EPOCH HEAD SENDER KP_HASH TEXT: a room
+# message with a random message id, sealed and signed.
+seal_message() {
+	local -a h
+	local box l
+	h=("$3" "$(u64 "$4")" "$5" "$6" "$(openssl rand -hex 16)" "$7")
+	box=$(a256_seal "$(sender_key "$2" "$3" "$4" "$6")" "$(canon "lanpeer/v1 room message aad" "${h[@]}")" "$(txt "$8")")
+	l=$(canon "lanpeer/v1 room message" "${h[@]}" "$box")
+	blob "$l" "$(sign "$1" "lanpeer/v1 room message" "$l")"
+}
+
+# open_message ROOM_KEY ROOM EPOCH HEAD MEMBERS BLOB SENDER_KP: checks a
+# message against the head epoch and its sender's key package, then prints
+# its text.
+open_message() {
+	local -a f k
+	local p
+	mapfile -t f < <(fields "$(blob_layout "$6")") # room, epoch, commit, sender, message id, key package hash, box
+	[[ ${f[0]} == "$2" && ${f[1]} == "$(u64 "$3")" && ${f[2]} == "$4" ]] ||
+		die "a message of another room, epoch or commit" || return
+	[[ $(member_kp "$5" "${f[3]}") == "${f[5]}" ]] || die "the sender's key package is not the epoch's" || return
+	[[ $(sha256 "$7") == "${f[5]}" ]] || die "another key package than the message names" || return
+	mapfile -t k < <(fields "$(blob_layout "$7")") # identity key, KEM, HPKE key, signing key, created, expires
+	[[ $(sha256 "${k[0]}") == "${f[3]}" ]] || die "the key package is not the sender's" || return
+	verify "${k[0]}" "lanpeer/v1 key package" "$(blob_layout "$7")" "$(blob_sig "$7")" ||
+		die "the sender's key package is not signed by the sender" || return
+	verify "302a300506032b6570032100${k[3]}" "lanpeer/v1 room message" "$(blob_layout "$6")" "$(blob_sig "$6")" ||
+		die "the message is not signed by its sender" || return
+	p=$(a256_open "$(sender_key "$1" "$2" "$3" "${f[3]}")" \
+		"$(canon "lanpeer/v1 room message aad" "${f[@]:0:6}")" "${f[6]}") || return
+	unhex "$p"
+}
+
 # Sourced: stop here, with the functions defined. Run: the walkthrough,
 # stopping at the first failure.
 return 0 2>/dev/null || true
@@ -288,30 +361,22 @@ lp GET /v1/session | jq .
 openssl genpkey -algorithm X25519 -out kp-hpke.pem
 openssl genpkey -algorithm ed25519 -out kp-sign.pem
 created=$(now_ms)
-kp_layout=$(canon "lanpeer/v1 key package" "$my_key" "$(u16 32)" "$(raw_pub kp-hpke.pem)" \
-	"$(raw_pub kp-sign.pem)" "$(u64 "$created")" "$(u64 $((created + 30 * 86400000)))")
-kp=$(blob "$kp_layout" "$(sign alice.pem "lanpeer/v1 key package" "$kp_layout")")
+kp=$(key_package alice.pem kp-hpke.pem kp-sign.pem "$created" $((created + 30 * 86400000)))
 kp_hash=$(sha256 "$kp")
 lp POST /v1/key-packages "$(jq -cn --arg k "$(b64 "$kp")" '{key_package: $k}')"
 echo
 
 room=$(openssl rand -hex 16)
-commit_layout=$(canon "lanpeer/v1 room commit" "$room" "$(u64 1)" "" "$(u16 1)" "$(txt notes)" \
-	"$(u16 1)" "$me" "$(list "$me$kp_hash")" "$(u64 "$(now_ms)")")
-commit=$(blob "$commit_layout" "$(sign alice.pem "lanpeer/v1 room commit" "$commit_layout")")
+commit=$(create_commit alice.pem "$room" notes "$kp_hash" "$(now_ms)")
 lp POST /v1/rooms "$(jq -cn --arg c "$(b64 "$commit")" '{commit: $c}')" | jq .
 
 room_key=$(openssl rand -hex 64)
-info=$(canon "lanpeer/v1 room key wrap" "$room" "$(u64 1)" "$me" "$kp_hash")
-w=$(wrap_room_key "$(raw_pub kp-hpke.pem)" "$info" "$room_key")
-tuple=$(canon "lanpeer/v1 wrapped key" "$room" "$(u64 1)" "$me" "$kp_hash" "${w% *}" "${w#* }")
-wk=$(blob "$tuple" "$(sign alice.pem "lanpeer/v1 wrapped key" "$tuple")")
+wk=$(wrapped_key alice.pem "$room" 1 "$me" "$kp_hash" "$(raw_pub kp-hpke.pem)" "$room_key")
 lp POST "/v1/rooms/$room/wrapped-keys" "$(jq -cn --arg w "$(b64 "$wk")" '{wrapped: $w}')"
 echo
 
 wk=$(unb64 "$(lp GET "/v1/rooms/$room/wrapped-keys/1" | jq -r .wrapped)")
-mapfile -t f < <(fields "$(blob_layout "$wk")") # room, epoch, member, key package hash, enc, wrapped
-[[ $(unwrap_room_key kp-hpke.pem "${f[4]}" "$info" "${f[5]}") == "$room_key" ]] || die "another room key"
+[[ $(open_wrapped kp-hpke.pem "$my_key" "$wk" "$room" 1 "$me" "$kp_hash") == "$room_key" ]] || die "another room key"
 lp POST "/v1/rooms/$room/acks" '{"epoch":1}'
 echo
 lp GET "/v1/rooms/$room" | jq .
@@ -343,23 +408,11 @@ head=$prev
 echo "room $lab at epoch $epoch"
 
 wk=$(unb64 "$(lp GET "/v1/rooms/$lab/wrapped-keys/$epoch" | jq -r .wrapped)")
-verify "$master_key" "lanpeer/v1 wrapped key" "$(blob_layout "$wk")" "$(blob_sig "$wk")" ||
-	die "a wrapped key not signed by the master"
-mapfile -t f < <(fields "$(blob_layout "$wk")") # room, epoch, member, key package hash, enc, wrapped
-[[ ${f[0]} == "$lab" && ${f[1]} == "$(u64 "$epoch")" && ${f[2]} == "$me" && ${f[3]} == "$kp_hash" ]] ||
-	die "a wrapped key for another room, epoch or member"
-lab_key=$(unwrap_room_key kp-hpke.pem "${f[4]}" \
-	"$(canon "lanpeer/v1 room key wrap" "$lab" "$(u64 "$epoch")" "$me" "$kp_hash")" "${f[5]}")
+lab_key=$(open_wrapped kp-hpke.pem "$master_key" "$wk" "$lab" "$epoch" "$me" "$kp_hash")
 lp POST "/v1/rooms/$lab/acks" "{\"epoch\":$epoch}"
 echo
 
-text='hello from curl'
-msg_id=$(openssl rand -hex 16)
-header=("$lab" "$(u64 "$epoch")" "$head" "$me" "$msg_id" "$kp_hash")
-box=$(a256_seal "$(sender_key "$lab_key" "$lab" "$epoch" "$me")" \
-	"$(canon "lanpeer/v1 room message aad" "${header[@]}")" "$(txt "$text")")
-msg_layout=$(canon "lanpeer/v1 room message" "${header[@]}" "$box")
-msg=$(blob "$msg_layout" "$(sign kp-sign.pem "lanpeer/v1 room message" "$msg_layout")")
+msg=$(seal_message kp-sign.pem "$lab_key" "$lab" "$epoch" "$head" "$me" "$kp_hash" 'hello from curl')
 sent=$(lp POST "/v1/rooms/$lab/messages" "$(jq -cn --arg m "$(b64 "$msg")" '{message: $m}')")
 echo "$sent"
 seq=$(jq .seq <<<"$sent")
@@ -370,18 +423,7 @@ lanpeer dial --home bob "$tcp" send "$lab" 'hello from lanpeer'
 for b in $(lp GET "/v1/rooms/$lab/messages?after=$seq&wait=30000" | jq -r '.messages[].blob'); do
 	m=$(unb64 "$b")
 	mapfile -t f < <(fields "$(blob_layout "$m")") # room, epoch, commit, sender, message id, key package hash, box
-	[[ ${f[0]} == "$lab" && ${f[1]} == "$(u64 "$epoch")" && ${f[2]} == "$head" ]] ||
-		die "a message of another room or epoch"
-	[[ $(member_kp "$members" "${f[3]}") == "${f[5]}" ]] || die "the sender's key package is not the epoch's"
 	skp=$(unb64 "$(lp GET "/v1/key-packages/${f[5]}" | jq -r .key_package)")
-	[[ $(sha256 "$skp") == "${f[5]}" ]] || die "the host served another key package"
-	mapfile -t k < <(fields "$(blob_layout "$skp")") # identity key, KEM, HPKE key, signing key, created, expires
-	[[ $(sha256 "${k[0]}") == "${f[3]}" ]] || die "the key package is not the sender's"
-	verify "${k[0]}" "lanpeer/v1 key package" "$(blob_layout "$skp")" "$(blob_sig "$skp")" ||
-		die "the sender's key package is not signed by the sender"
-	verify "302a300506032b6570032100${k[3]}" "lanpeer/v1 room message" "$(blob_layout "$m")" "$(blob_sig "$m")" ||
-		die "the message is not signed by its sender"
-	plain=$(a256_open "$(sender_key "$lab_key" "$lab" "$epoch" "${f[3]}")" \
-		"$(canon "lanpeer/v1 room message aad" "${f[@]:0:6}")" "${f[6]}")
-	echo "verified message from ${f[3]}: $(unhex "$plain")"
+	text=$(open_message "$lab_key" "$lab" "$epoch" "$head" "$members" "$m" "$skp")
+	echo "verified message from ${f[3]}: $text"
 done

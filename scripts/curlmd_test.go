@@ -16,9 +16,12 @@ var update = flag.Bool("update", false, "regenerate curl-walkthrough.sh from doc
 // docs/CURL.md's bash blocks.
 const generatedMarker = "# ---- generated from docs/CURL.md ----\n"
 
-// helperSection is the CURL.md heading whose bash blocks define the
-// functions; a sourced script stops after them.
-const helperSection = "## 1. Helper functions"
+// CURL.md's fences: definitions ("bash functions", only function
+// definitions; a sourced script stops after them) and steps ("bash").
+const (
+	fenceFunctions = "```bash functions"
+	fenceSteps     = "```bash"
+)
 
 // sourcedGuard ends the functions: sourced, the script returns there;
 // run, it goes on in strict mode.
@@ -28,20 +31,18 @@ return 0 2>/dev/null || true
 set -euo pipefail
 shopt -s inherit_errexit`
 
-// curlBlocks returns the bash blocks of CURL.md: those of the helper
-// section and the others, each in order.
+// curlBlocks returns the bash blocks of CURL.md: the function definitions
+// and the steps, each in order.
 func curlBlocks(t *testing.T, doc []byte) (helpers, steps []string) {
 	t.Helper()
 	sc := bufio.NewScanner(bytes.NewReader(doc))
-	var section string
 	var block *strings.Builder
-	line := 0
+	defs := false
 	for sc.Scan() {
-		line++
 		l := sc.Text()
 		switch {
 		case block != nil && l == "```":
-			if section == helperSection {
+			if defs {
 				helpers = append(helpers, block.String())
 			} else {
 				steps = append(steps, block.String())
@@ -49,10 +50,8 @@ func curlBlocks(t *testing.T, doc []byte) (helpers, steps []string) {
 			block = nil
 		case block != nil:
 			block.WriteString(l + "\n")
-		case l == "```bash":
-			block = &strings.Builder{}
-		case strings.HasPrefix(l, "## "):
-			section = l
+		case l == fenceFunctions || l == fenceSteps:
+			block, defs = &strings.Builder{}, l == fenceFunctions
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -62,14 +61,15 @@ func curlBlocks(t *testing.T, doc []byte) (helpers, steps []string) {
 		t.Fatalf("docs/CURL.md: a bash block is not closed")
 	}
 	if len(helpers) == 0 || len(steps) == 0 {
-		t.Fatalf("docs/CURL.md: %d helper blocks under %q and %d step blocks", len(helpers), helperSection, len(steps))
+		t.Fatalf("docs/CURL.md: %d %q blocks and %d %q blocks", len(helpers), fenceFunctions, len(steps), fenceSteps)
 	}
 	return helpers, steps
 }
 
 // TestWalkthroughIsCURLmd: the script is its header and exactly CURL.md's
-// bash blocks in CURL.md's order, so what the tests run is what a reader
-// types. -update regenerates it.
+// bash blocks, the function definitions first, each kind in CURL.md's
+// order, so what the tests run is what a reader types (who defines each
+// function before the step that uses it). -update regenerates it.
 func TestWalkthroughIsCURLmd(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "docs", "CURL.md"))
 	if err != nil {

@@ -41,6 +41,7 @@ func TestCurlWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	readFile(t, script) // the test cache then knows the script is an input
 	walk := func(dir, peer string) (stdout, stderr string, err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), curlHang)
 		defer cancel()
