@@ -447,4 +447,3 @@ func (s *Server) op(q *request, m wire.Message) (wire.Message, error) {
 	defer cancel()
 	return s.svc.Handle(ctx, q.sess.peer, m)
 }
-
