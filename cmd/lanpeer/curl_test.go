@@ -35,7 +35,7 @@ func TestCurlWalkthrough(t *testing.T) {
 	l := start(t, "listen", "--home", lhome, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0",
 		"--handshake-rate", "-1")
 	tcp := waitMatch(t, l.stderr, listeningRE)[1]
-	httpAddr := waitMatch(t, l.stderr, httpListeningRE)[1]
+	shim := waitMatch(t, l.stderr, `lanpeer: serving HTTP on (http://127\.0\.0\.1:\d+)\n`)[1]
 
 	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "curl-walkthrough.sh"))
 	if err != nil {
@@ -47,7 +47,7 @@ func TestCurlWalkthrough(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "bash", script)
 		cmd.Dir = dir
-		cmd.Env = append(env, "LANPEER_HTTP=http://"+httpAddr, "LANPEER_TCP="+tcp, "LANPEER_PEER="+peer)
+		cmd.Env = append(env, "LANPEER_HTTP="+shim, "LANPEER_TCP="+tcp, "LANPEER_PEER="+peer)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err = cmd.Run()
@@ -100,6 +100,3 @@ func TestCurlWalkthrough(t *testing.T) {
 		t.Errorf("bob reads:\n%s\nwant the curl user's message, then his own answer", r.stdout)
 	}
 }
-
-// httpListeningRE is how listen names its HTTP shim's address.
-var httpListeningRE = `lanpeer: http shim on (127\.0\.0\.1:\d+)\n`
