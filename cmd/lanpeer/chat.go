@@ -406,6 +406,9 @@ func (ch *chat) push(ctx context.Context, p node.Push) {
 		}
 		ch.fill(ctx)
 	case node.PushKeySync:
+		if st, err := ch.s.home.loadState(ch.s.host(), p.Room); err == nil && st != nil && st.HasKey(p.Epoch) {
+			return // this peer's own epoch (the master's), or one it caught up with
+		}
 		ch.update(ctx, p.Room, fmt.Sprintf("the room key of epoch %d", p.Epoch))
 	case node.PushMembership:
 		switch p.Event {
@@ -440,6 +443,11 @@ func (ch *chat) update(ctx context.Context, id store.RoomID, what string) {
 		return nil
 	})
 	switch {
+	case errors.Is(err, room.ErrNotMember) || errors.Is(err, room.ErrLeft):
+		ch.d.p.notef("room %s: this peer is no longer a member", id)
+		if ch.joined && ch.room == id {
+			ch.joined = false
+		}
 	case err != nil && ctx.Err() == nil:
 		ch.d.p.notef("room %s: %v", id, err)
 	case err == nil && what != "":
