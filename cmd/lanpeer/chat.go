@@ -409,7 +409,7 @@ func (ch *chat) push(ctx context.Context, p node.Push) {
 		if st, err := ch.s.home.loadState(ch.s.host(), p.Room); err == nil && st != nil && st.HasKey(p.Epoch) {
 			return // this peer's own epoch (the master's), or one it caught up with
 		}
-		ch.update(ctx, p.Room, fmt.Sprintf("the room key of epoch %d", p.Epoch))
+		ch.update(ctx, p.Room)
 	case node.PushMembership:
 		switch p.Event {
 		case node.EventDelete:
@@ -419,22 +419,26 @@ func (ch *chat) push(ctx context.Context, p node.Push) {
 			}
 		case node.EventLeave:
 			ch.d.p.notef("room %s: %s left", p.Room, p.Peer)
-			ch.update(ctx, p.Room, "")
+			ch.update(ctx, p.Room)
 		case node.EventCreate:
 		default:
-			ch.update(ctx, p.Room, "")
+			ch.update(ctx, p.Room)
 		}
 	}
 }
 
 // update brings this peer's state of room id up to date (it joins a room
-// it was invited to), noting what if it succeeds.
-func (ch *chat) update(ctx context.Context, id store.RoomID, what string) {
+// it was invited to), and notes a room key it did not hold before.
+func (ch *chat) update(ctx context.Context, id store.RoomID) {
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
+	before, _ := ch.s.home.loadState(ch.s.host(), id) // nil: none yet, or unreadable (withState says why)
+	var head uint64
+	var newKey bool
 	err := ch.s.withState(ctx, id, func(st *room.MemberState) error {
+		head, _ = st.Head()
+		newKey = st.HasKey(head) && (before == nil || !before.HasKey(head))
 		if !st.IsMember() {
-			head, _ := st.Head()
 			ch.d.p.notef("room %s: this peer is not a member of its epoch %d", id, head)
 			if ch.joined && ch.room == id {
 				ch.joined = false
@@ -450,7 +454,7 @@ func (ch *chat) update(ctx context.Context, id store.RoomID, what string) {
 		}
 	case err != nil && ctx.Err() == nil:
 		ch.d.p.notef("room %s: %v", id, err)
-	case err == nil && what != "":
-		ch.d.p.notef("room %s: %s is here", id, what)
+	case err == nil && newKey:
+		ch.d.p.notef("room %s: the room key of epoch %d is here", id, head)
 	}
 }
