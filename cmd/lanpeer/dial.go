@@ -60,9 +60,12 @@ func dialCommand() *cli.Command {
 			"              the rooms TARGET hosts (end-to-end encrypted; see 'lanpeer dial TARGET room --help')\n" +
 			"   send ROOM TEXT   send TEXT to a room; prints its sequence number\n" +
 			"   read [--after N] [--limit N] [--follow] ROOM   print a room's messages: SEQ SENDER TEXT lines\n" +
-			"   (none)     an interactive session: each line typed is sent as a direct message, and what the\n" +
-			"              listener's operator sends (@PEERID TEXT) is printed as it arrives, one line each, as\n" +
-			"              'lanpeer listen' prints messages (--json: JSON lines). End of input or /quit ends it.\n" +
+			"   (none)     a chat, line by line: /join ROOM, then each line typed goes to the room and its messages\n" +
+			"              are printed as they arrive (SEQ SENDER TEXT, verified); /help lists the commands (/rooms,\n" +
+			"              /join, /create, /invite, /remove, /rotate, /info, /leave, /history, /msg, /quit). Before\n" +
+			"              a room is joined, each line is a direct message to TARGET; what its operator sends\n" +
+			"              (@PEERID TEXT) is printed as 'lanpeer listen' prints messages (--json: JSON lines).\n" +
+			"              End of input or /quit ends it.\n" +
 			"\n" +
 			"--kex chooses the key agreement: x25519 (the default), p256, x25519-mlkem768 (hybrid, post-quantum),\n" +
 			"or rsa, where the listener chooses the session key and sends it encrypted to this peer's RSA key.\n" +

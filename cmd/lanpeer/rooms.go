@@ -631,9 +631,14 @@ func (d *dialer) roomCommand() *cli.Command {
 			"joins with its first command on the room (any of them; 'room join' does only that): it fetches\n" +
 			"the commits and its room key. Each command catches up with the room's commits first.\n" +
 			"\n" +
+			"ROOM is a room id or a unique prefix of one (at least 4 hex characters). A member's leave is\n" +
+			"applied by the host at once; the master's next command on the room (or its chat, or read\n" +
+			"--follow, at once) removes it with a new epoch. The master cannot leave: it deletes the room.\n" +
+			"\n" +
 			"State: DIR/rooms/keypackages/HASH.pem holds this peer's key package secrets (0600; renewed a week\n" +
 			"before they expire, the old ones kept), DIR/rooms/HOSTPEERID/ROOMID.json each room's verified\n" +
-			"state (0600). Do not run two commands on the same room from one DIR at once.",
+			"state (0600), changed under a flock on ROOMID.lock beside it, so commands from one DIR may run at\n" +
+			"once.",
 		Subcommands: []*cli.Command{
 			create,
 			sub("list", "list this peer's rooms on the host: id, name, role, epoch", nil, (*roomSession).list),
