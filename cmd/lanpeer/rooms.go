@@ -771,6 +771,13 @@ func (s *roomSession) info(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
+	// The master's client turns pending leaves into a remove commit first,
+	// so the members shown are those of the room's epoch to come.
+	if st, err := s.home.loadState(s.host(), id); err == nil && st != nil && st.Master() == s.id.PeerID() {
+		if err := s.withState(ctx, id, nil); err != nil {
+			return err
+		}
+	}
 	info, err := s.rc.RoomInfo(ctx, id)
 	if err != nil {
 		return hostErr(err)

@@ -426,8 +426,8 @@ func TestRoomLeave(t *testing.T) {
 	// Carol leaves while the master is away: its next command removes her
 	// before it sends, so she holds no key of the message's epoch.
 	rp.ok(rp.carol, "room", "leave", rp.rid)
-	if info := rp.ok(rp.alice, "room", "info", rp.rid); !strings.Contains(info, "member "+rp.carolID+" member acked 4 left\n") {
-		t.Fatalf("room info with carol's leave pending:\n%s", info)
+	if got, want := rp.ok(rp.carol, "room", "list"), rp.rid+" three member,left 4\n"; got != want {
+		t.Fatalf("carol's room list with her leave pending: %q, want %q", got, want)
 	}
 	r = rp.dial(rp.alice, "send", rp.rid, "after")
 	if r.code != exitOK || r.stdout != "2\n" || !strings.Contains(r.stderr, "removed "+rp.carolID+", who left") {
@@ -435,6 +435,18 @@ func TestRoomLeave(t *testing.T) {
 	}
 	if info := rp.ok(rp.alice, "room", "info", rp.rid); !strings.Contains(info, "epoch 5\n") || strings.Contains(info, rp.carolID) {
 		t.Fatalf("room info after carol left:\n%s", info)
+	}
+
+	// A third member, dave, leaves; the master's room info removes him
+	// before it shows the members.
+	dave, daveID := newPeer(t, "dave")
+	rp.ok(dave, "room", "list")
+	rp.ok(rp.alice, "room", "invite", rp.rid, daveID)
+	rp.ok(dave, "room", "leave", rp.rid)
+	r = rp.dial(rp.alice, "room", "info", rp.rid)
+	if r.code != exitOK || !strings.Contains(r.stdout, "epoch 7\n") || strings.Contains(r.stdout, daveID) ||
+		!strings.Contains(r.stderr, "removed "+daveID+", who left") {
+		t.Fatalf("the master's room info after dave left: %+v", r)
 	}
 	for _, home := range []string{rp.bob, rp.carol} {
 		if r := rp.dial(home, "read", "--after", "1", rp.rid); r.code == exitOK || r.stdout != "" {
