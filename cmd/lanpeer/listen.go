@@ -185,6 +185,12 @@ func listenCommand() *cli.Command {
 			"one connected peer's ID starts with. Other lines get a note on standard error. The end of standard\n" +
 			"input does not stop the server.\n" +
 			"\n" +
+			"The rooms it hosts live in its memory (--store memory, the default: lost when it stops; it says so\n" +
+			"at start) or in MongoDB (--store mongodb://HOST[:PORT]/DB: kept across restarts; a send is\n" +
+			"acknowledged once it is stored). Several listeners may share one --home and one database and serve\n" +
+			"the same rooms: each polls the database every --poll-interval for what the others stored and\n" +
+			"pushes it to the members connected to it.\n" +
+			"\n" +
 			"--discovery announces this listener on the LAN (UDP multicast on the --iface interfaces) so that\n" +
 			"'lanpeer peers' lists it and 'lanpeer dial PEERID' finds it. --directory URL registers its addresses\n" +
 			"with a 'lanpeer directory' (a record signed by the identity, valid 10 minutes, renewed every 5);\n" +
@@ -257,6 +263,9 @@ func listenAction(c *cli.Context) error {
 		return err
 	}
 	p.notef("listening on %s as %s", l.srv.Addr(), id.PeerID())
+	if c.String("store") == "memory" {
+		p.notef("--store memory: the rooms hosted here live in this process's memory and are lost when it stops (--store mongodb://HOST/DB keeps them)")
+	}
 	f, err := startFinders(c, p, id, l.srv.Addr())
 	if err != nil {
 		l.srv.Close()
