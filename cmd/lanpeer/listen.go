@@ -185,16 +185,16 @@ func listenCommand() *cli.Command {
 			"one connected peer's ID starts with. Other lines get a note on standard error. The end of standard\n" +
 			"input does not stop the server.\n" +
 			"\n" +
+			"--discovery announces this listener on the LAN (UDP multicast on the --iface interfaces) so that\n" +
+			"'lanpeer peers' lists it and 'lanpeer dial PEERID' finds it. --directory URL registers its addresses\n" +
+			"with a 'lanpeer directory' (a record signed by the identity, valid 10 minutes, renewed every 5);\n" +
+			"a failed registration is noted on standard error and retried, and the listener goes on.\n" +
+			"\n" +
 			"The rooms it hosts live in its memory (--store memory, the default: lost when it stops; it says so\n" +
 			"at start) or in MongoDB (--store mongodb://HOST[:PORT]/DB: kept across restarts; a send is\n" +
 			"acknowledged once it is stored). Several listeners may share one --home and one database and serve\n" +
 			"the same rooms: each polls the database every --poll-interval for what the others stored and\n" +
 			"pushes it to the members connected to it.\n" +
-			"\n" +
-			"--discovery announces this listener on the LAN (UDP multicast on the --iface interfaces) so that\n" +
-			"'lanpeer peers' lists it and 'lanpeer dial PEERID' finds it. --directory URL registers its addresses\n" +
-			"with a 'lanpeer directory' (a record signed by the identity, valid 10 minutes, renewed every 5);\n" +
-			"a failed registration is noted on standard error and retried, and the listener goes on.\n" +
 			"\n" +
 			"Serves until SIGINT or SIGTERM, then stops accepting, lets sessions finish for up to --drain-timeout\n" +
 			"and exits 0. The limits below refuse what exceeds them, one connection or stream at a time; a value\n" +
@@ -229,6 +229,9 @@ func listenAction(c *cli.Context) error {
 		return err
 	}
 	defer closeRooms()
+	if c.String("store") == "memory" {
+		p.notef("--store memory: the rooms hosted here live in this process's memory and are lost when it stops (--store mongodb://HOST/DB keeps them)")
+	}
 	id, err := p.identity(c)
 	if err != nil {
 		return err
@@ -263,9 +266,6 @@ func listenAction(c *cli.Context) error {
 		return err
 	}
 	p.notef("listening on %s as %s", l.srv.Addr(), id.PeerID())
-	if c.String("store") == "memory" {
-		p.notef("--store memory: the rooms hosted here live in this process's memory and are lost when it stops (--store mongodb://HOST/DB keeps them)")
-	}
 	f, err := startFinders(c, p, id, l.srv.Addr())
 	if err != nil {
 		l.srv.Close()

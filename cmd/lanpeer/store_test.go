@@ -337,7 +337,7 @@ func TestListenMongoRestart(t *testing.T) {
 			}
 		}
 	}
-	take(12)
+	take(8)
 	l.kill()
 	// It ends with the session (or the request it was making).
 	if code := reader.wait(t); code != exitFailure {
@@ -349,7 +349,7 @@ func TestListenMongoRestart(t *testing.T) {
 	mu.Lock()
 	cur = l.target()
 	mu.Unlock()
-	take(len(got) + 12) // both senders go on through the restarted listener
+	take(len(got) + 8) // both senders go on through the restarted listener
 	halt()
 	for len(acked) > 0 {
 		got = append(got, <-acked)
@@ -402,7 +402,7 @@ func TestListenMongoTwoProcesses(t *testing.T) {
 
 	readA := startProc(t, "dial", "--home", alice, a.target(), "read", "--follow", rid)
 	readB := startProc(t, "dial", "--home", bob, b.target(), "read", "--follow", rid)
-	const each = 8
+	const each = 6
 	exe := lanpeerOut(t)
 	var wg sync.WaitGroup
 	for _, s := range []struct{ home, name, target string }{{alice, "alice", a.target()}, {bob, "bob", b.target()}} {
