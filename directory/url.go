@@ -52,7 +52,7 @@ func NewClient(rawURL string, timeout time.Duration) (*Client, error) {
 		want := *pin
 		tr.TLSClientConfig = &tls.Config{
 			MinVersion:         tls.VersionTLS13, // as lanpeer directory --https serves
-			InsecureSkipVerify: true, // the chain is not checked: the key is, below
+			InsecureSkipVerify: true,             // the chain is not checked: the key is, below
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				if len(cs.PeerCertificates) == 0 {
 					return fmt.Errorf("%w: no certificate", ErrWrongDirectory)
