@@ -73,11 +73,17 @@ func startSharedHosts(t *testing.T, n int, interval time.Duration) ([]*roomHost,
 	}
 	t.Cleanup(func() { mem.Close() })
 	sw := &switchStore{Store: mem}
-	rec := &recordingStore{Store: sw}
+	return startHostsOn(t, sw, n, interval), sw
+}
+
+// startHostsOn starts n hosts with one identity over st, each polling it
+// every interval (0: never).
+func startHostsOn(t testing.TB, st store.Store, n int, interval time.Duration) []*roomHost {
+	t.Helper()
 	id := identity(t, "ed-s")
 	hosts := make([]*roomHost, n)
 	for i := range hosts {
-		svc, err := NewService(ServiceConfig{Store: rec, Logger: testLogger(), PollInterval: interval})
+		svc, err := NewService(ServiceConfig{Store: st, Logger: testLogger(), PollInterval: interval})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,9 +91,9 @@ func startSharedHosts(t *testing.T, n int, interval time.Duration) ([]*roomHost,
 		svc.Configure(cfg)
 		srv := startServer(t, cfg)
 		t.Cleanup(func() { svc.Close() })
-		hosts[i] = &roomHost{srv: srv, svc: svc, rec: rec}
+		hosts[i] = &roomHost{srv: srv, svc: svc}
 	}
-	return hosts, sw
+	return hosts
 }
 
 // collectMessages gathers p's message pushes of its room until the push of
