@@ -11,7 +11,10 @@ BENCHTIME ?= 1s
 # make test fuzzes these targets live (at most 5), LIVE_FUZZTIME each, after
 # running every fuzz target over its seed corpus as a plain test. Each entry is
 # PACKAGE:FuzzName; an entry that names no existing target fails the build.
-LIVE_FUZZ     ?= ./framing:FuzzReadFrame ./wire:FuzzDecode ./session:FuzzParseKnownPeers ./discovery:FuzzAnnounce
+# The five chosen are the decoders a stranger reaches before any
+# authentication: frames, messages, the responder's handshake, multicast
+# datagrams and directory registrations (docs/SECURITY.md lists them all).
+LIVE_FUZZ     ?= ./framing:FuzzReadFrame ./wire:FuzzDecode ./session:FuzzResponder ./discovery:FuzzAnnounce ./directory:FuzzRegister
 # A count, not a duration: Go 1.26's fuzz coordinator can fail a duration-bound
 # run with a spurious "context deadline exceeded" when the time runs out while
 # a worker is busy (go.dev/issue/75804, fixed in Go 1.27). 10000 executions

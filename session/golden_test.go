@@ -58,7 +58,7 @@ var goldenCases = []goldenCase{
 
 // goldenIdentity returns an Ed25519 identity from a one-byte seed pattern,
 // or an RSA fixture.
-func goldenIdentity(t *testing.T, name string) *cryptosuite.Identity {
+func goldenIdentity(t testing.TB, name string) *cryptosuite.Identity {
 	t.Helper()
 	if seed, ok := strings.CutPrefix(name, "ed25519:"); ok {
 		b, _ := hex.DecodeString(seed)
@@ -125,7 +125,7 @@ func (r *record) text(comment string) []byte {
 	return b.Bytes()
 }
 
-func parseRecord(t *testing.T, b []byte) map[string]string {
+func parseRecord(t testing.TB, b []byte) map[string]string {
 	t.Helper()
 	m := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -144,7 +144,7 @@ func parseRecord(t *testing.T, b []byte) map[string]string {
 	return m
 }
 
-func mustHex(t *testing.T, m map[string]string, name string) []byte {
+func mustHex(t testing.TB, m map[string]string, name string) []byte {
 	t.Helper()
 	v, ok := m[name]
 	if !ok {
