@@ -82,8 +82,9 @@ type keyRef struct {
 
 // polledRoom is what the poller knows of one room.
 type polledRoom struct {
-	ready   bool // the first poll read the room's state
-	deleted bool // a delete push went out
+	ready    bool // the first poll read the room's state
+	deleted  bool // a delete push went out
+	unlisted bool // no subscribed peer's room list holds it: polled once more, then dropped
 
 	base   uint64              // messages up to base predate polling: never pushed by the poller
 	cursor uint64              // every message up to cursor is pushed here
@@ -302,8 +303,16 @@ list:
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, r := range p.rooms {
-		if _, ok := want[id]; !ok || r.deleted {
+		_, listed := want[id]
+		switch {
+		case r.deleted || !listed && !r.ready:
 			delete(p.rooms, id)
+		case !listed:
+			// Deleted, or its subscribed members removed: one more poll
+			// pushes the deletion or the removal, then it goes.
+			r.unlisted = true
+		default:
+			r.unlisted = false
 		}
 	}
 	for id := range want {
@@ -355,7 +364,15 @@ func (p *poller) pollRoom(ctx context.Context, id store.RoomID) error {
 		}
 		p.advance(id, r, rm.Epoch, ms)
 	}
-	return p.pollMessages(ctx, id, r, span.Last)
+	if err := p.pollMessages(ctx, id, r, span.Last); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if r.unlisted && p.rooms[id] == r {
+		delete(p.rooms, id)
+	}
+	p.mu.Unlock()
+	return nil
 }
 
 // ignoreGone passes on every error but a room deleted since it was read
