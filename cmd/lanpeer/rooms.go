@@ -44,6 +44,8 @@ func storeFlags() []cli.Flag {
 			Usage: "where the hosted rooms are kept: `memory` (lost when listen stops) or a MongoDB URI, mongodb://HOST[:PORT]/DB (kept; every message until its room is deleted)"},
 		&cli.IntFlag{Name: "history", Value: memory.DefaultHistoryPerRoom,
 			Usage: "with --store memory, keep the newest `N` messages of each room; older ones are dropped"},
+		&cli.DurationFlag{Name: "poll-interval", Value: node.DefaultPollInterval,
+			Usage: "with a MongoDB store, look this often (`D`uration) for what other lanpeer processes sharing the database stored, and push it to the members connected here; 0: never (this process is the database's only one)"},
 	}
 }
 
@@ -52,8 +54,13 @@ func storeFlags() []cli.Flag {
 // and its store.
 func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close func(), err error) {
 	var st store.Store
+	poll := c.Duration("poll-interval")
 	switch where := c.String("store"); {
 	case where == "memory":
+		if c.IsSet("poll-interval") {
+			return nil, nil, usagef("--poll-interval applies to a MongoDB store only: a memory store is never shared")
+		}
+		poll = 0
 		if c.Int("history") < 1 {
 			return nil, nil, usagef("--history %d: want at least 1", c.Int("history"))
 		}
@@ -63,6 +70,9 @@ func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close fun
 	case strings.HasPrefix(where, "mongodb://") || strings.HasPrefix(where, "mongodb+srv://"):
 		if c.IsSet("history") {
 			return nil, nil, usagef("--history applies to --store memory only: a MongoDB store keeps every message until its room is deleted")
+		}
+		if poll != 0 && (poll < node.MinPollInterval || poll > node.MaxPollInterval) {
+			return nil, nil, usagef("--poll-interval %v: want 0 (off) or %v to %v", poll, node.MinPollInterval, node.MaxPollInterval)
 		}
 		st, err = mongo.Open(c.Context, where, mongo.Options{})
 		if errors.Is(err, mongo.ErrBadOptions) {
@@ -74,7 +84,7 @@ func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close fun
 	default:
 		return nil, nil, usagef("--store %q: want memory or a MongoDB URI (mongodb://HOST[:PORT]/DB)", where)
 	}
-	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log}); err != nil {
+	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log, PollInterval: poll}); err != nil {
 		st.Close()
 		return nil, nil, err
 	}
@@ -154,7 +164,7 @@ func (d *dialer) connectRooms(ctx context.Context, handlers map[node.StreamKind]
 	defer cancel()
 	if err := s.rc.PublishKeyPackage(pctx, s.secrets.KeyPackage().Blob()); err != nil {
 		s.conn.Close()
-		return nil, fmt.Errorf("publishing this peer's key package to %s: %w", s.host(), err)
+		return nil, fmt.Errorf("publishing this peer's key package to %s: %w", s.host(), hostErr(err))
 	}
 	return s, nil
 }
@@ -163,8 +173,13 @@ func (s *roomSession) close() { s.conn.Close() }
 
 // hostErr makes a host's refusal readable.
 func hostErr(err error) error {
-	if errors.Is(err, room.ErrMissingKeyPackage) {
+	switch {
+	case errors.Is(err, room.ErrMissingKeyPackage):
 		return fmt.Errorf("%w: the invitee must run a room command on this host once ('lanpeer dial TARGET room list'), which publishes its key package", err)
+	case errors.Is(err, room.ErrNoRoom):
+		return fmt.Errorf("%w: it was deleted, or the host lost it (a host with --store memory forgets its rooms when it stops)", err)
+	case errors.Is(err, store.ErrUnavailable):
+		return fmt.Errorf("%w: the host cannot reach its database; try again later (sending again is safe)", err)
 	}
 	return err
 }
