@@ -54,6 +54,12 @@ type ServiceConfig struct {
 	// RequestTimeout bounds how long a request stream may take to deliver
 	// its request, and the reply's write (default DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// PollInterval, above zero, makes the Service poll the store this
+	// often for what other processes sharing it stored, and push that to
+	// its own subscribers (node/poll.go; MinPollInterval to
+	// MaxPollInterval). Zero, the default, polls nothing: right for a
+	// store no other process writes, such as store/memory.
+	PollInterval time.Duration
 }
 
 // Service is the one place where the room operations happen, whatever
@@ -77,7 +83,10 @@ type ServiceConfig struct {
 // counted lost.
 //
 // The member sets pushes go to are cached per room and refreshed on this
-// Service's own commits, leaves and deletes: one Service per store.
+// Service's own commits, leaves and deletes. Several Services (in several
+// processes) may share one store when each polls it (PollInterval): each
+// then also pushes what the others stored, and refreshes its member sets
+// on the commits it finds.
 //
 // A Service is safe for concurrent use. Close stops its push goroutines.
 type Service struct {
@@ -97,6 +106,8 @@ type Service struct {
 	closed  bool
 	subs    map[cryptosuite.PeerID]map[*Subscription]struct{}
 	members map[store.RoomID][]cryptosuite.PeerID // push targets: members that have not left
+
+	poll *poller // nil unless ServiceConfig.PollInterval is set
 }
 
 // NewService returns a Service over cfg.Store.
@@ -114,6 +125,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	switch {
 	case s.pushQueue < 0 || s.pushTimeout < 0 || s.requestTimeout < 0:
 		return nil, configErr("service queue and timeouts must be positive")
+	case cfg.PollInterval != 0 && (cfg.PollInterval < MinPollInterval || cfg.PollInterval > MaxPollInterval):
+		return nil, configErr("poll interval %v: want 0 (off) or %v to %v", cfg.PollInterval, MinPollInterval, MaxPollInterval)
 	case s.pushQueue == 0:
 		s.pushQueue = DefaultPushQueue
 	}
@@ -131,6 +144,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	s.log = s.log.With("component", "rooms")
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.PollInterval > 0 {
+		s.poll = newPoller(s, cfg.PollInterval)
+		s.wg.Add(1)
+		go s.poll.run()
+	}
 	return s, nil
 }
 
@@ -303,6 +321,9 @@ func (s *Service) Subscribe(peer cryptosuite.PeerID) (*Subscription, error) {
 		s.subs[peer] = set
 	}
 	set[sub] = struct{}{}
+	if s.poll != nil && len(set) == 1 {
+		s.poll.nudge() // a new peer: poll its rooms
+	}
 	return sub, nil
 }
 
@@ -622,7 +643,9 @@ func (s *Service) CreateRoom(ctx context.Context, caller *cryptosuite.PublicKey,
 	}
 	id := store.RoomID(c.Room)
 	s.forget(id)
-	s.publish(Push{Kind: PushMembership, Room: id, Epoch: c.Epoch, Event: EventCreate}, commitPeers(c))
+	if s.poll == nil || s.poll.claimEpoch(id, c.Epoch) {
+		s.publish(Push{Kind: PushMembership, Room: id, Epoch: c.Epoch, Event: EventCreate}, commitPeers(c))
+	}
 	return id, nil
 }
 
@@ -644,7 +667,9 @@ func (s *Service) UploadWrappedKey(ctx context.Context, caller *cryptosuite.Publ
 	if err != nil {
 		return err
 	}
-	s.publish(Push{Kind: PushKeySync, Room: id, Epoch: w.Epoch}, []cryptosuite.PeerID{w.Member})
+	if s.poll == nil || s.poll.claimKey(keyRef{id, w.Epoch, w.Member}) {
+		s.publish(Push{Kind: PushKeySync, Room: id, Epoch: w.Epoch}, []cryptosuite.PeerID{w.Member})
+	}
 	return nil
 }
 
@@ -701,6 +726,9 @@ func (s *Service) Commit(ctx context.Context, caller *cryptosuite.PublicKey, id 
 		return res.Commit.Epoch, nil
 	}
 	s.forget(id)
+	if s.poll != nil && !s.poll.claimEpoch(id, res.Commit.Epoch) {
+		return res.Commit.Epoch, nil // the poller found it first and pushed it
+	}
 	peers := commitPeers(res.Commit)
 	for _, m := range res.Previous {
 		if !containsPeer(peers, m.Peer) {
@@ -749,6 +777,9 @@ func (s *Service) Delete(ctx context.Context, caller *cryptosuite.PublicKey, id 
 		return err
 	}
 	s.forget(id)
+	if s.poll != nil && !s.poll.claimDelete(id) {
+		return nil // the poller found it gone first and pushed it
+	}
 	peers := make([]cryptosuite.PeerID, len(members))
 	for i, m := range members {
 		peers[i] = m.Peer
@@ -770,7 +801,9 @@ func (s *Service) Send(ctx context.Context, caller *cryptosuite.PublicKey, id st
 		return StoredMessage{}, err
 	}
 	sm := StoredMessage{Seq: m.Seq, Stored: m.Stored, Blob: m.Blob}
-	s.publish(Push{Kind: PushMessage, Room: id, Message: sm}, s.targets(ctx, id))
+	if s.poll == nil || s.poll.claimMessage(id, sm.Seq) {
+		s.publish(Push{Kind: PushMessage, Room: id, Message: sm}, s.targets(ctx, id))
+	}
 	return sm, nil
 }
 

@@ -170,8 +170,8 @@ func listenCommand() *cli.Command {
 	return command(&cli.Command{
 		Name:  "listen",
 		Usage: "accept sessions: print the direct messages peers send, send what you type as @PEERID TEXT",
-		UsageText: "lanpeer listen [--home DIR] [--tcp ADDR] [--allow PEERID]... [--allow-rsa] [--tls=false] [--json]\n" +
-			"   [--key TYPE] [--log-level LEVEL] [limit flags]",
+		UsageText: "lanpeer listen [--home DIR] [--tcp ADDR] [--http ADDR [--https]] [--allow PEERID]... [--allow-rsa] [--tls=false]\n" +
+			"   [--json] [--key TYPE] [--log-level LEVEL] [limit flags]",
 		Description: "Listens on ADDR (default " + defaultListenAddr + ": this machine only; --tcp 0.0.0.0:7700 or --tcp :7700\n" +
 			"serves the LAN) and serves the peers that run 'lanpeer dial'. On first run it creates the identity\n" +
 			"(of the --key type). It says \"lanpeer: listening on ADDR as PEERID\" on standard error.\n" +
@@ -185,15 +185,26 @@ func listenCommand() *cli.Command {
 			"one connected peer's ID starts with. Other lines get a note on standard error. The end of standard\n" +
 			"input does not stop the server.\n" +
 			"\n" +
+			"--http ADDR also serves the HTTP shim (docs/HTTP.md): the same handshake, rooms and messages as JSON\n" +
+			"over HTTP for curl and scripts, over the same rooms; a bare PORT means 127.0.0.1:PORT. --https serves\n" +
+			"it over TLS with the identity certificate (curl -k --pinnedpubkey sha256//BASE64, BASE64 being the\n" +
+			"peer ID's 32 bytes in base64). It says \"lanpeer: serving HTTP on URL\" on standard error.\n" +
+			"\n" +
 			"--discovery announces this listener on the LAN (UDP multicast on the --iface interfaces) so that\n" +
 			"'lanpeer peers' lists it and 'lanpeer dial PEERID' finds it. --directory URL registers its addresses\n" +
 			"with a 'lanpeer directory' (a record signed by the identity, valid 10 minutes, renewed every 5);\n" +
 			"a failed registration is noted on standard error and retried, and the listener goes on.\n" +
 			"\n" +
+			"The rooms it hosts live in its memory (--store memory, the default: lost when it stops; it says so\n" +
+			"at start) or in MongoDB (--store mongodb://HOST[:PORT]/DB: kept across restarts; a send is\n" +
+			"acknowledged once it is stored). Several listeners may share one --home and one database and serve\n" +
+			"the same rooms: each polls the database every --poll-interval for what the others stored and\n" +
+			"pushes it to the members connected to it.\n" +
+			"\n" +
 			"Serves until SIGINT or SIGTERM, then stops accepting, lets sessions finish for up to --drain-timeout\n" +
 			"and exits 0. The limits below refuse what exceeds them, one connection or stream at a time; a value\n" +
 			"of 0 means the default.",
-		Flags:  append(append(append(flags, storeFlags()...), rekeyFlags()...), limitFlags()...),
+		Flags:  append(append(append(append(flags, httpFlags()...), storeFlags()...), rekeyFlags()...), limitFlags()...),
 		Action: listenAction,
 	})
 }
@@ -223,6 +234,9 @@ func listenAction(c *cli.Context) error {
 		return err
 	}
 	defer closeRooms()
+	if c.String("store") == "memory" {
+		p.notef("--store memory: the rooms hosted here live in this process's memory and are lost when it stops (--store mongodb://HOST/DB keeps them)")
+	}
 	id, err := p.identity(c)
 	if err != nil {
 		return err
@@ -257,8 +271,14 @@ func listenAction(c *cli.Context) error {
 		return err
 	}
 	p.notef("listening on %s as %s", l.srv.Addr(), id.PeerID())
+	shim, err := startHTTP(c, p, id, rooms, cfg)
+	if err != nil {
+		l.srv.Close()
+		return err
+	}
 	f, err := startFinders(c, p, id, l.srv.Addr())
 	if err != nil {
+		shim.stop(cfg.DrainTimeout)
 		l.srv.Close()
 		return err
 	}
@@ -278,6 +298,7 @@ func listenAction(c *cli.Context) error {
 			}
 			l.command(c.Context, in)
 		case err := <-served:
+			shim.stop(max(cfg.DrainTimeout, time.Second))
 			l.msg.Wait()
 			l.notes.Wait()
 			p.notef("stopped")

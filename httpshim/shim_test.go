@@ -1,0 +1,649 @@
+package httpshim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanpeer/lanpeer/cryptosuite"
+	"github.com/lanpeer/lanpeer/room"
+	"github.com/lanpeer/lanpeer/session"
+)
+
+// TestHandshakeModes runs the handshake over real HTTP in every
+// key-agreement mode, with Ed25519 and RSA identities, and uses the
+// session: a request MAC under the authentication key the handshake
+// delivered verifies at the listener.
+func TestHandshakeModes(t *testing.T) {
+	h := startHost(t, hostOpts{})
+	ids := map[string]*cryptosuite.Identity{"ed25519": edIdentity(t), "rsa2048": rsaIdentity(t, "rsa2048"), "rsa3072": rsaIdentity(t, "rsa3072")}
+	for _, idName := range []string{"ed25519", "rsa2048", "rsa3072"} {
+		for _, kex := range []cryptosuite.KEXID{cryptosuite.KEXX25519, cryptosuite.KEXP256, cryptosuite.KEXX25519MLKEM768, cryptosuite.KEXRSAOAEPSHA256} {
+			t.Run(fmt.Sprintf("%s/%s", idName, kexName(uint16(kex))), func(t *testing.T) {
+				c := h.client(t, ids[idName])
+				c.KEX = kex
+				err := c.Handshake(tctx(t))
+				if kex == cryptosuite.KEXRSAOAEPSHA256 && idName == "ed25519" {
+					// The client refuses before sending; the listener
+					// refuses too (below, TestHandshakeRefusals).
+					if !errors.Is(err, session.ErrKEXRefused) {
+						t.Fatalf("rsa mode with an Ed25519 identity: %v, want ErrKEXRefused", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Peer().PeerID() != h.id.PeerID() {
+					t.Fatal("the client learned another listener identity")
+				}
+				var sj SessionJSON
+				if err := c.Do(tctx(t), http.MethodGet, "/v1/session", nil, &sj); err != nil {
+					t.Fatal(err)
+				}
+				if sj.Peer != ids[idName].PeerID().String() || sj.KEX != uint16(kex) || sj.Session != c.SessionID() {
+					t.Fatalf("session %+v: want peer %s, mode %d", sj, ids[idName].PeerID(), kex)
+				}
+				if err := c.Close(tctx(t)); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}
+
+// postJSON posts raw JSON to an unauthenticated endpoint.
+func postJSON(t testing.TB, url string, body []byte) (int, *apiError) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(tctx(t), http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		return resp.StatusCode, nil
+	}
+	var eb errorBody
+	if err := json.Unmarshal(b, &eb); err != nil {
+		t.Fatalf("error body %q: %v", b, err)
+	}
+	return resp.StatusCode, &eb.Error
+}
+
+// manualHello makes a signed hello as JSON for the listener of h.
+func manualHello(t testing.TB, h *host, id *cryptosuite.Identity, kex cryptosuite.KEXID, now func() time.Time) (*session.Requestor, []byte) {
+	t.Helper()
+	r, err := session.NewRequestor(&session.Config{Identity: id, KEX: kex, AllowRSA: true, Now: now},
+		session.Params{Transport: session.TransportHTTP, Expected: h.id.PeerID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello, err := r.CreateHello()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hj, err := helloToJSON(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(hj)
+	return r, b
+}
+
+// TestHandshakeRefusals: each refusal of the handshake gets its status and
+// code, and the listener then completes a good handshake.
+func TestHandshakeRefusals(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	h := startHost(t, hostOpts{tune: func(c *Config) { c.Now = clock.now; c.MaxPending = 3 }})
+	ed := edIdentity(t)
+
+	// A replayed hello.
+	_, hello := manualHello(t, h, ed, cryptosuite.KEXX25519, nil)
+	if st, e := postJSON(t, h.url+"/v1/handshake/init", hello); st != 200 {
+		t.Fatalf("first hello: %d %+v", st, e)
+	}
+	if st, e := postJSON(t, h.url+"/v1/handshake/init", hello); st != 401 || e.Code != "replay" {
+		t.Fatalf("replayed hello: %d %+v, want 401 replay", st, e)
+	}
+	// An altered hello: the signature fails.
+	var hj map[string]any
+	_, hello = manualHello(t, h, ed, cryptosuite.KEXX25519, nil)
+	json.Unmarshal(hello, &hj)
+	hj["time"] = hj["time"].(float64) + 1
+	b, _ := json.Marshal(hj)
+	if st, e := postJSON(t, h.url+"/v1/handshake/init", b); st != 403 || e.Code != "bad-signature" {
+		t.Fatalf("altered hello: %d %+v, want 403 bad-signature", st, e)
+	}
+	// rsa for an Ed25519 identity, built by hand (the client refuses it).
+	json.Unmarshal(hello, &hj)
+	hj["kex"], hj["share"] = 4, ""
+	b, _ = json.Marshal(hj)
+	if st, e := postJSON(t, h.url+"/v1/handshake/init", b); st != 403 || e.Code != "kex-refused" {
+		t.Fatalf("rsa for Ed25519: %d %+v, want 403 kex-refused", st, e)
+	}
+	// A stale hello.
+	_, hello = manualHello(t, h, ed, cryptosuite.KEXX25519, func() time.Time { return clock.now().Add(-time.Hour) })
+	if st, e := postJSON(t, h.url+"/v1/handshake/init", hello); st != 401 || e.Code != "stale-timestamp" {
+		t.Fatalf("stale hello: %d %+v, want 401 stale-timestamp", st, e)
+	}
+	// A raw X25519 share where SPKI DER belongs.
+	json.Unmarshal(hello, &hj)
+	hj["share"] = make([]byte, 32)
+	b, _ = json.Marshal(hj)
+	if st, e := postJSON(t, h.url+"/v1/handshake/init", b); st != 403 || e.Code != "bad-signature" {
+		t.Fatalf("raw share: %d %+v, want 403 bad-signature", st, e)
+	}
+	// Finish for no pending handshake.
+	fin, _ := json.Marshal(FinishJSON{Session: strings.Repeat("ab", 16), MAC: make([]byte, 32)})
+	if st, e := postJSON(t, h.url+"/v1/handshake/finish", fin); st != 404 || e.Code != CodeUnknownHandshake {
+		t.Fatalf("unknown finish: %d %+v, want 404 unknown-handshake", st, e)
+	}
+
+	// A pending handshake expires after PendingTTL.
+	r, hello := manualHello(t, h, ed, cryptosuite.KEXX25519, clock.now)
+	sid, mac := initManually(t, h, r, hello)
+	clock.advance(DefaultPendingTTL + time.Second)
+	fin, _ = json.Marshal(FinishJSON{Session: sid, MAC: mac})
+	if st, e := postJSON(t, h.url+"/v1/handshake/finish", fin); st != 404 || e.Code != CodeUnknownHandshake {
+		t.Fatalf("expired pending handshake: %d %+v, want 404", st, e)
+	}
+	// A wrong Finished MAC ends the pending handshake.
+	r, hello = manualHello(t, h, ed, cryptosuite.KEXX25519, clock.now)
+	sid, mac = initManually(t, h, r, hello)
+	mac[0] ^= 1
+	fin, _ = json.Marshal(FinishJSON{Session: sid, MAC: mac})
+	if st, e := postJSON(t, h.url+"/v1/handshake/finish", fin); st != 403 || e.Code != "bad-signature" {
+		t.Fatalf("bad Finished: %d %+v, want 403 bad-signature", st, e)
+	}
+	mac[0] ^= 1
+	fin, _ = json.Marshal(FinishJSON{Session: sid, MAC: mac})
+	if st, e := postJSON(t, h.url+"/v1/handshake/finish", fin); st != 404 {
+		t.Fatalf("finish after a failed one: %d %+v, want 404", st, e)
+	}
+	// Pending handshakes are bounded.
+	for i := range 4 {
+		r, hello := manualHello(t, h, edIdentity(t), cryptosuite.KEXX25519, clock.now)
+		st, e := postJSON(t, h.url+"/v1/handshake/init", hello)
+		r.Abort()
+		if i < 3 && st != 200 || i == 3 && (st != 503 || e.Code != "busy") {
+			t.Fatalf("pending handshake %d: %d %+v", i+1, st, e)
+		}
+	}
+	clock.advance(DefaultPendingTTL + time.Second)
+
+	// The listener still serves a good client.
+	c := h.client(t, ed)
+	c.Now = clock.now
+	if err := c.Handshake(tctx(t)); err != nil {
+		t.Fatalf("good handshake after the refusals: %v", err)
+	}
+}
+
+// initManually posts a hello and returns the session id and the Finished
+// MAC the requestor computes.
+func initManually(t testing.TB, h *host, r *session.Requestor, hello []byte) (string, []byte) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(tctx(t), http.MethodPost, h.url+"/v1/handshake/init", bytes.NewReader(hello))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rj HelloReplyJSON
+	if err := json.NewDecoder(resp.Body).Decode(&rj); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("init: %d %v", resp.StatusCode, err)
+	}
+	reply, err := helloReplyFromJSON(&rj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ConsumeReply(reply); err != nil {
+		t.Fatal(err)
+	}
+	fin, keys, err := r.CreateFinished()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.Wipe()
+	return rj.Session, fin.MAC
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestHTTPAndTCPShareRoom: an HTTP client and a TCP client in one room
+// read each other's messages, with the same wrapped keys and message
+// format.
+func TestHTTPAndTCPShareRoom(t *testing.T) {
+	h := startHost(t, hostOpts{tcp: true})
+	alice := h.httpMember(t, "alice (HTTP)")
+	bob := h.tcpMember(t, "bob (TCP)")
+	id := alice.createRoom(t, "mixed")
+	alice.invite(t, bob)
+	bob.join(t, id, alice)
+
+	s1 := alice.send(t, "hello from HTTP")
+	s2 := bob.send(t, "hello from TCP")
+	if s1 != 1 || s2 != 2 {
+		t.Fatalf("sequence numbers %d, %d", s1, s2)
+	}
+	for _, m := range []*member{alice, bob} {
+		got := m.read(t, 0)
+		if len(got) != 2 || got[0] != "hello from HTTP" || got[1] != "hello from TCP" {
+			t.Fatalf("%s reads %q", m.name, got)
+		}
+	}
+	// The same authorization: a stranger over HTTP is refused as over TCP.
+	stranger := h.connect(t, nil)
+	_, err := stranger.Read(tctx(t), id, 0, 10, 0)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 403 || ae.Code != "unauthorized" || ae.Reason != "not-member" || !errors.Is(err, room.ErrNotMember) {
+		t.Fatalf("stranger reads: %v, want 403 unauthorized not-member matching room.ErrNotMember", err)
+	}
+	// A TCP member cannot delete the HTTP master's room, over either front end.
+	if err := bob.tcp.Delete(tctx(t), id); !errors.Is(err, room.ErrNotMaster) {
+		t.Fatalf("member deletes over TCP: %v", err)
+	}
+	if err := alice.http.Delete(tctx(t), id); err != nil {
+		t.Fatalf("master deletes over HTTP: %v", err)
+	}
+}
+
+// rawDo sends req and returns the status and error body.
+func rawDo(t testing.TB, req *http.Request) (int, *apiError, http.Header) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == 200 {
+		return 200, nil, resp.Header
+	}
+	var eb errorBody
+	if err := json.Unmarshal(b, &eb); err != nil || eb.Error.Code == "" {
+		t.Fatalf("status %d with body %q, want the error JSON", resp.StatusCode, b)
+	}
+	return resp.StatusCode, &eb.Error, resp.Header
+}
+
+// TestRequestRejections: every bad request gets its status and code, and
+// the listener, and the session, keep serving.
+func TestRequestRejections(t *testing.T) {
+	h := startHost(t, hostOpts{})
+	alice := h.httpMember(t, "alice")
+	id := alice.createRoom(t, "r")
+	c := alice.http
+	path := roomPath(id, "/messages")
+	good := func() []byte {
+		b, _ := json.Marshal(map[string][]byte{"message": alice.seal(t, "x")})
+		return b
+	}
+	sign := func(method, target string, body []byte) *http.Request {
+		req, err := c.NewRequest(tctx(t), method, target, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	type tc struct {
+		name   string
+		req    func() *http.Request
+		status int
+		code   string
+	}
+	var replayed *http.Request
+	var replayBody []byte
+	cases := []tc{
+		{"replayed request", func() *http.Request {
+			replayBody = good()
+			replayed = sign(http.MethodPost, path, replayBody)
+			if st, e, _ := rawDo(t, replayed); st != 200 {
+				t.Fatalf("first send: %d %+v", st, e)
+			}
+			again, _ := http.NewRequestWithContext(tctx(t), http.MethodPost, replayed.URL.String(), bytes.NewReader(replayBody))
+			again.Header = replayed.Header.Clone()
+			return again
+		}, 401, "replay"},
+		{"altered body", func() *http.Request {
+			req := sign(http.MethodPost, path, good())
+			req.Body = io.NopCloser(bytes.NewReader(good()))
+			return req
+		}, 401, CodeBadMAC},
+		{"another path", func() *http.Request {
+			req := sign(http.MethodGet, roomPath(id, "/messages?after=0"), nil)
+			req.URL.RawQuery = "after=1"
+			return req
+		}, 401, CodeBadMAC},
+		{"wrong HMAC", func() *http.Request {
+			req := sign(http.MethodPost, path, good())
+			mac := []byte(req.Header.Get(HeaderMAC))
+			mac[0] = "01"[(mac[0]-'0'+1)%2]
+			if mac[0] == req.Header.Get(HeaderMAC)[0] {
+				mac[0] = 'f'
+			}
+			req.Header.Set(HeaderMAC, string(mac))
+			return req
+		}, 401, CodeBadMAC},
+		{"expired timestamp", func() *http.Request {
+			old := c.Now
+			c.Now = func() time.Time { return time.Now().Add(-10 * time.Minute) }
+			defer func() { c.Now = old }()
+			return sign(http.MethodPost, path, good())
+		}, 401, "stale-timestamp"},
+		{"unknown session", func() *http.Request {
+			req := sign(http.MethodPost, path, good())
+			req.Header.Set(HeaderSession, strings.Repeat("0", 32))
+			return req
+		}, 401, CodeUnknownSession},
+		{"missing auth header", func() *http.Request {
+			req := sign(http.MethodPost, path, good())
+			req.Header.Del(HeaderNonce)
+			return req
+		}, 401, CodeMissingAuth},
+		{"oversized body", func() *http.Request {
+			b, _ := json.Marshal(map[string][]byte{"message": make([]byte, MaxBody)})
+			return sign(http.MethodPost, path, b)
+		}, 413, "too-large"},
+		{"oversized body, chunked", func() *http.Request {
+			b, _ := json.Marshal(map[string][]byte{"message": make([]byte, MaxBody)})
+			req := sign(http.MethodPost, path, b)
+			req.ContentLength = -1
+			req.Body = io.NopCloser(bytes.NewReader(b))
+			return req
+		}, 413, "too-large"},
+		{"malformed JSON", func() *http.Request { return sign(http.MethodPost, path, []byte(`{"message":`)) }, 400, "protocol"},
+		{"unknown field", func() *http.Request {
+			return sign(http.MethodPost, path, []byte(`{"message":"AA==","extra":1}`))
+		}, 400, "protocol"},
+		{"field twice", func() *http.Request {
+			return sign(http.MethodPost, path, []byte(`{"message":"AA==","message":"AA=="}`))
+		}, 400, "protocol"},
+		{"missing field", func() *http.Request { return sign(http.MethodPost, path, []byte(`{}`)) }, 400, "protocol"},
+		{"bad base64", func() *http.Request { return sign(http.MethodPost, path, []byte(`{"message":"!!"}`)) }, 400, "protocol"},
+		{"wrong content type", func() *http.Request {
+			req := sign(http.MethodPost, path, good())
+			req.Header.Set("Content-Type", "text/plain")
+			return req
+		}, 415, CodeUnsupportedMedia},
+		{"bad room id", func() *http.Request { return sign(http.MethodGet, "/v1/rooms/xyz/messages", nil) }, 400, "protocol"},
+		{"unknown query parameter", func() *http.Request { return sign(http.MethodGet, path+"?x=1", nil) }, 400, "protocol"},
+		{"wait too long", func() *http.Request { return sign(http.MethodGet, path+"?wait=99999999", nil) }, 400, "protocol"},
+		{"no such room", func() *http.Request {
+			return sign(http.MethodGet, "/v1/rooms/"+strings.Repeat("0", 32)+"/messages", nil)
+		}, 404, "not-found"},
+		{"no such endpoint", func() *http.Request { return sign(http.MethodGet, "/v1/nothing", nil) }, 404, "not-found"},
+		{"wrong method", func() *http.Request { return sign(http.MethodPut, path, good()) }, 405, CodeMethodNotAllowed},
+		{"a message that does not verify", func() *http.Request {
+			blob := alice.seal(t, "y")
+			blob[len(blob)-1] ^= 1
+			b, _ := json.Marshal(map[string][]byte{"message": blob})
+			return sign(http.MethodPost, path, b)
+		}, 403, "bad-signature"},
+	}
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			st, e, hdr := rawDo(t, k.req())
+			if st != k.status || e == nil || e.Code != k.code {
+				t.Fatalf("%d %+v, want %d %s", st, e, k.status, k.code)
+			}
+			if st == 401 && hdr.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+	// The session and the listener keep serving.
+	seq := alice.send(t, "still here")
+	got := alice.read(t, 0)
+	if len(got) != int(seq) || got[len(got)-1] != "still here" {
+		t.Fatalf("after the rejections: %q (seq %d)", got, seq)
+	}
+	other := h.httpMember(t, "other")
+	if _, err := other.http.ListRooms(tctx(t), [16]byte{}, 10); err != nil {
+		t.Fatalf("a new client after the rejections: %v", err)
+	}
+}
+
+// TestSessionLimits: the session's rate limit, idle expiry and delete.
+func TestSessionLimits(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	h := startHost(t, hostOpts{tune: func(c *Config) { c.Now = clock.now; c.Rate = 1; c.Burst = 2 }})
+	c := h.client(t, nil)
+	c.Now = clock.now
+	if err := c.Handshake(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	var ae *APIError
+	var err error
+	for range 3 {
+		err = c.Do(tctx(t), http.MethodGet, "/v1/session", nil, nil)
+	}
+	if !errors.As(err, &ae) || ae.Status != 429 || ae.Code != "rate-limited" {
+		t.Fatalf("third request in a burst of 2: %v, want 429", err)
+	}
+	clock.advance(2 * time.Second)
+	if err := c.Do(tctx(t), http.MethodGet, "/v1/session", nil, nil); err != nil {
+		t.Fatalf("after the bucket refilled: %v", err)
+	}
+	clock.advance(DefaultIdleTimeout + time.Second)
+	h.shim.sweep(clock.now())
+	if err := c.Do(tctx(t), http.MethodGet, "/v1/session", nil, nil); !errors.As(err, &ae) || ae.Code != CodeUnknownSession {
+		t.Fatalf("an idle session: %v, want 401 unknown-session", err)
+	}
+	if st := h.shim.Stats(); st.Sessions != 0 || st.Journals != 0 {
+		t.Fatalf("after expiry: %+v", st)
+	}
+	if err := c.Handshake(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.shim.Stats(); st.Sessions != 0 {
+		t.Fatalf("after DELETE /v1/session: %+v", st)
+	}
+}
+
+// TestLongPoll: a long poll returns when a message is posted.
+func TestLongPoll(t *testing.T) {
+	h := startHost(t, hostOpts{tune: func(c *Config) { c.MaxWait = 10 * time.Minute }})
+	alice := h.httpMember(t, "alice")
+	bob := h.httpMember(t, "bob")
+	id := alice.createRoom(t, "poll")
+	alice.invite(t, bob)
+	bob.join(t, id, alice)
+	if ms, err := bob.http.Read(tctx(t), id, 0, 10, 0); err != nil || len(ms) != 0 {
+		t.Fatalf("empty room: %v %v", ms, err)
+	}
+	type result struct {
+		ms  []MessageJSON
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Waits far longer than the hang deadline unless the message
+		// wakes it.
+		ms, err := bob.http.Read(tctx(t), id, 0, 10, 10*time.Minute)
+		done <- result{ms, err}
+	}()
+	alice.send(t, "wake up")
+	select {
+	case r := <-done:
+		if r.err != nil || len(r.ms) != 1 || bob.open(t, r.ms[0].Blob) != "wake up" {
+			t.Fatalf("long poll: %v %v", r.ms, r.err)
+		}
+	case <-time.After(hang):
+		t.Fatal("the long poll did not return when a message was posted")
+	}
+}
+
+// TestRoomEvents: the room's event stream delivers in order, and resumes
+// from Last-Event-ID with no gap.
+func TestRoomEvents(t *testing.T) {
+	h := startHost(t, hostOpts{tcp: true})
+	alice := h.httpMember(t, "alice")
+	bob := h.tcpMember(t, "bob")
+	id := alice.createRoom(t, "sse")
+	alice.invite(t, bob)
+	bob.join(t, id, alice)
+	alice.send(t, "m1")
+
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	es, err := alice.http.RoomEvents(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(es *EventStream, seq int, text string) {
+		t.Helper()
+		ev, err := es.Next()
+		if err != nil {
+			t.Fatalf("event %d: %v", seq, err)
+		}
+		var m MessageJSON
+		if ev.Kind != "message" || ev.ID != fmt.Sprint(seq) || json.Unmarshal(ev.Data, &m) != nil || m.Seq != uint64(seq) {
+			t.Fatalf("event %+v, want message %d", ev, seq)
+		}
+		if got := alice.open(t, m.Blob); got != text {
+			t.Fatalf("event %d holds %q, want %q", seq, got, text)
+		}
+	}
+	want(es, 1, "m1")
+	bob.send(t, "m2")
+	bob.send(t, "m3")
+	want(es, 2, "m2")
+	want(es, 3, "m3")
+	es.Close()
+	bob.send(t, "m4")
+	alice.send(t, "m5")
+	es, err = alice.http.RoomEvents(ctx, id, "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	want(es, 4, "m4")
+	want(es, 5, "m5")
+	bob.send(t, "m6")
+	want(es, 6, "m6")
+}
+
+// TestSessionEvents: key-sync and membership events with the peer's event
+// counter, resumed from Last-Event-ID with no gap.
+func TestSessionEvents(t *testing.T) {
+	h := startHost(t, hostOpts{})
+	alice := h.httpMember(t, "alice")
+	bob := h.httpMember(t, "bob")
+	carol := h.httpMember(t, "carol")
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	es, err := bob.http.Events(ctx, "/v1/events", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := alice.createRoom(t, "ev")
+	alice.invite(t, bob) // bob: membership invite (1), key-sync (2)
+	next := func(es *EventStream, wantID, kind string, epoch uint64) {
+		t.Helper()
+		ev, err := es.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Room  string `json:"room"`
+			Epoch uint64 `json:"epoch"`
+		}
+		json.Unmarshal(ev.Data, &d)
+		if ev.ID != wantID || ev.Kind != kind || d.Room != id.String() || d.Epoch != epoch {
+			t.Fatalf("event %+v %s, want id %s %s epoch %d", ev, ev.Data, wantID, kind, epoch)
+		}
+	}
+	next(es, "1", "membership", 2)
+	next(es, "2", "key-sync", 2)
+	es.Close()
+	bob.join(t, id, alice)
+	alice.invite(t, carol) // bob: membership (3), key-sync (4) while no stream is open
+	es, err = bob.http.Events(ctx, "/v1/events", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	next(es, "3", "membership", 3)
+	next(es, "4", "key-sync", 3)
+
+	// An id the journal never gave: a lost event, then live events.
+	es2, err := bob.http.Events(ctx, "/v1/events", "999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es2.Close()
+	ev, err := es2.Next()
+	if err != nil || ev.Kind != "lost" || ev.ID != "4" {
+		t.Fatalf("resume from an unknown id: %+v %v, want lost with id 4", ev, err)
+	}
+}
+
+// TestMetrics: /metrics exposes the named series.
+func TestMetrics(t *testing.T) {
+	h := startHost(t, hostOpts{})
+	alice := h.httpMember(t, "alice")
+	alice.createRoom(t, "m")
+	alice.send(t, "counted")
+	alice.read(t, 0)
+	req, _ := alice.http.NewRequest(tctx(t), http.MethodGet, "/v1/session", nil)
+	req.Header.Set(HeaderMAC, strings.Repeat("0", 64))
+	rawDo(t, req)
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		"lanpeer_http_sessions 1",
+		`lanpeer_http_handshakes_total{mode="x25519",outcome="ok"} 1`,
+		"lanpeer_http_messages_in_total 1",
+		"lanpeer_http_messages_out_total 1",
+		`lanpeer_http_rejections_total{reason="bad-mac"} 1`,
+		`lanpeer_http_request_duration_seconds_bucket{method="POST",route="/v1/rooms/{room}/messages"`,
+		"lanpeer_http_pending_handshakes 0",
+	} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if resp, err := http.Get(h.url + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+}
