@@ -248,6 +248,7 @@ var Scenarios = []struct {
 	{"relay", "room messages from one sender to 1, 10 and 100 members: delivered/s and p50/p99 latency, beside framed msgpack over TLS (ratio_to_transport)", Relay},
 	{"sessions", "N idle sessions held by one host (clients in child processes): host RSS per session beside bare TLS + yamux (ratio_to_bare), and messages/s meanwhile", Sessions},
 	{"churn", "clients connecting, making requests and dropping at random: sessions/s, p99 connect latency, errors, what the host keeps afterwards", Churn},
+	{"http", "authenticated message POSTs per second through the HTTP shim with keep-alive, beside a bare net/http handler doing the same JSON decode (ratio_to_bare)", HTTP},
 	{"e2e", "a client's cost of one room message per AEAD: sender key, encrypt, sign, verify, decrypt, whole seal and open (ops/s)", E2E},
 }
 

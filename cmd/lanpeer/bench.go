@@ -37,7 +37,7 @@ func benchCommand() *cli.Command {
 	})
 	return command(&cli.Command{
 		Name:  "bench",
-		Usage: "measure this machine: handshakes, relay, idle sessions, churn, client cryptography",
+		Usage: "measure this machine: handshakes, relay, idle sessions, churn, HTTP requests, client cryptography",
 		UsageText: "lanpeer bench SCENARIO [--duration D] [--json] [flags]\n" +
 			"SCENARIO is one of: " + strings.Join(benchNames(), ", "),
 		Description: "Each scenario starts its own host and clients on loopback (real TCP, TLS and yamux; the\n" +

@@ -27,6 +27,8 @@ func TestBenchScenarios(t *testing.T) {
 			[]string{"sessions", "bytes_per_session", "bare_bytes_per_session", "ratio_to_bare", "delivered_per_s", "errors"}},
 		{[]string{"churn", "--clients", "3", "--duration", "150ms"},
 			[]string{"clients", "sessions_per_s", "connect_p99_ms", "p99_ms", "errors", "leaked_sessions"}},
+		{[]string{"http", "--duration", "80ms"},
+			[]string{"requests_per_s", "bare_per_s", "ratio_to_bare", "errors"}},
 		{[]string{"e2e", "--cipher", "aes256gcm", "--duration", "40ms"},
 			[]string{"cipher", "op", "ops_per_s"}},
 	} {
