@@ -50,7 +50,7 @@ func NewBareTransport(server, client *cryptosuite.Identity, cfg *Config) (*BareT
 	return &BareTransport{
 		Server: serverTLSConfig(scert),
 		Client: clientTLSConfig(ccert, func(*cryptosuite.PublicKey) error { return nil }),
-		Yamux:  yamuxConfig(&lim, c.logger()),
+		Yamux:  yamuxConfig(&lim, c.logger),
 	}, nil
 }
 

@@ -98,7 +98,7 @@ func benchBare(b *testing.B, rq, rs *cryptosuite.Identity) {
 				if nc.(*tls.Conn).Handshake() != nil {
 					return
 				}
-				mux, err := yamux.Server(nc, yamuxConfig(&lim, testLogger()))
+				mux, err := yamux.Server(nc, yamuxConfig(&lim, testLogger))
 				if err != nil {
 					return
 				}
@@ -120,7 +120,7 @@ func benchBare(b *testing.B, rq, rs *cryptosuite.Identity) {
 		if _, err := channelBinding(&cs); err != nil {
 			b.Fatal(err)
 		}
-		mux, err := yamux.Client(tc, yamuxConfig(&lim, testLogger()))
+		mux, err := yamux.Client(tc, yamuxConfig(&lim, testLogger))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/lanpeer/lanpeer/cryptosuite"
@@ -287,12 +287,26 @@ func (c *Config) resolve() (limits, error) {
 	return l, nil
 }
 
+// discardLogger is the default logger: its handler is disabled at every
+// level, so that a log call costs a level check and formats nothing.
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func (c *Config) logger() *slog.Logger {
 	if c.Logger != nil {
 		return c.Logger
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	return discardLogger
 }
+
+// addrValue is a net.Addr as a log value, turned into its string only if
+// a handler records it.
+type addrValue struct{ a net.Addr }
+
+// LogValue returns the address as a string.
+func (v addrValue) LogValue() slog.Value { return slog.StringValue(v.a.String()) }
+
+// logAddr is the attribute key=addr, formatted only if logged.
+func logAddr(key string, a net.Addr) slog.Attr { return slog.Any(key, addrValue{a}) }
 
 func (c *Config) now() time.Time {
 	if c.Now != nil {

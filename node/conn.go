@@ -24,7 +24,7 @@ const streamWindow = 256 << 10
 
 // yamuxConfig is the multiplexer's configuration, every field chosen
 // (docs/PROTOCOL.md, "17.5 Multiplexing").
-func yamuxConfig(l *limits, log *slog.Logger) *yamux.Config {
+func yamuxConfig(l *limits, log func() *slog.Logger) *yamux.Config {
 	return &yamux.Config{
 		// Streams wait here only between yamux's reader and the accept
 		// loop, which takes each at once; it also bounds this side's
@@ -44,13 +44,19 @@ func yamuxConfig(l *limits, log *slog.Logger) *yamux.Config {
 // what the other side did (a reset stream, a protocol error), which a
 // peer can cause at will, and the end of a session, which node logs
 // itself.
-type yamuxLogger struct{ log *slog.Logger }
+type yamuxLogger struct{ log func() *slog.Logger }
 
-func (y yamuxLogger) Print(v ...any) { y.log.Debug(fmt.Sprint(v...), "component", "yamux") }
+func (y yamuxLogger) Print(v ...any) { y.debug(fmt.Sprint, v) }
 func (y yamuxLogger) Printf(format string, v ...any) {
-	y.log.Debug(fmt.Sprintf(format, v...), "component", "yamux")
+	y.debug(func(v ...any) string { return fmt.Sprintf(format, v...) }, v)
 }
-func (y yamuxLogger) Println(v ...any) { y.log.Debug(fmt.Sprint(v...), "component", "yamux") }
+func (y yamuxLogger) Println(v ...any) { y.debug(fmt.Sprint, v) }
+
+func (y yamuxLogger) debug(format func(...any) string, v []any) {
+	if l := y.log(); l.Enabled(context.Background(), slog.LevelDebug) {
+		l.Debug(format(v...), "component", "yamux")
+	}
+}
 
 // Conn is one authenticated session, on either side: the handshake is
 // done and yamux runs on the connection. Streams the other side opens are
@@ -59,8 +65,14 @@ func (y yamuxLogger) Println(v ...any) { y.log.Debug(fmt.Sprint(v...), "componen
 type Conn struct {
 	cfg   *Config
 	lim   *limits
-	log   *slog.Logger
 	stats *counters
+
+	// The session's log lines go to logBase with logArgs, the peer and
+	// the remote address; the logger with them is made on first use.
+	logBase *slog.Logger
+	logArgs []any
+	logOnce sync.Once
+	log     *slog.Logger
 
 	keys     *session.Keys
 	keysMu   sync.Mutex // orders the wipe at the session's end after liveKeys' copies
@@ -92,19 +104,20 @@ type Conn struct {
 }
 
 // newConn starts yamux on raw after a successful handshake; start then
-// serves the streams the other side opens. onEnd, if set, runs once the
-// session has ended and every handler has returned.
-func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *counters, log *slog.Logger, onEnd func(*Conn)) (*Conn, error) {
+// serves the streams the other side opens. The session logs to log with
+// logArgs (then the peer and the remote address). onEnd, if set, runs
+// once the session has ended and every handler has returned.
+func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *counters, log *slog.Logger, logArgs []any, onEnd func(*Conn)) (*Conn, error) {
 	c := &Conn{
 		cfg: cfg, lim: lim, stats: stats, keys: keys, raw: raw, insecure: cfg.Insecure,
+		logBase: log, logArgs: logArgs,
 		outCap: lim.maxStreams, frameIn: lim.maxControlFrame, frameOut: min(lim.maxControlFrame, framing.MaxControlFrame),
 		streams: map[*Stream]struct{}{}, done: make(chan struct{}), onEnd: onEnd,
 		opened: map[StreamKind]bool{}, accepted: map[StreamKind]bool{},
 	}
-	c.log = log.With("peer", keys.Peer.PeerID().Short(), "remote", raw.RemoteAddr().String())
 	var err error
 	if keys.Role == session.RoleResponder {
-		c.mux, err = yamux.Server(&muxConn{Conn: raw}, yamuxConfig(lim, c.log))
+		c.mux, err = yamux.Server(&muxConn{Conn: raw}, yamuxConfig(lim, c.logger))
 	} else {
 		// The responder stated its limits in Ready; stay within them.
 		c.outCap = min(c.outCap, int(keys.PeerMaxStreams))
@@ -112,13 +125,24 @@ func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *
 		// The responder sends control frames of up to the protocol's
 		// maximum, whatever this side would state.
 		c.frameIn = max(c.frameIn, framing.MaxControlFrame)
-		c.mux, err = yamux.Client(&muxConn{Conn: raw}, yamuxConfig(lim, c.log))
+		c.mux, err = yamux.Client(&muxConn{Conn: raw}, yamuxConfig(lim, c.logger))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("node: starting yamux: %w", err)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
+}
+
+// logger is the session's logger: logBase with the session's
+// attributes, made on first use (a session that logs nothing formats
+// none).
+func (c *Conn) logger() *slog.Logger {
+	c.logOnce.Do(func() {
+		args := append(c.logArgs[:len(c.logArgs):len(c.logArgs)], "peer", c.keys.Peer.PeerID().Short(), logAddr("remote", c.raw.RemoteAddr()))
+		c.log = c.logBase.With(args...)
+	})
+	return c.log
 }
 
 // start serves the streams the other side opens.
@@ -268,7 +292,9 @@ func (c *Conn) run() {
 	if c.onEnd != nil {
 		c.onEnd(c)
 	}
-	c.log.Info("session ended", "reason", err)
+	if c.logBase.Enabled(context.Background(), slog.LevelInfo) {
+		c.logger().Info("session ended", "reason", err)
+	}
 	close(c.done)
 }
 
@@ -291,7 +317,7 @@ func (c *Conn) acceptLoop() error {
 		}
 		if c.mux.NumStreams() > c.outCap+floodFactor*c.lim.maxStreams {
 			c.stats.streamFloods.Add(1)
-			c.log.Debug("closing session", "reason", ErrStreamFlood)
+			c.logger().Debug("closing session", "reason", ErrStreamFlood)
 			return ErrStreamFlood
 		}
 		c.mu.Lock()
@@ -303,7 +329,7 @@ func (c *Conn) acceptLoop() error {
 		case c.incoming >= c.lim.maxStreams:
 			c.mu.Unlock()
 			c.stats.streamsRefused.Add(1)
-			c.log.Debug("stream refused", "reason", ErrTooManyStreams, "max", c.lim.maxStreams)
+			c.logger().Debug("stream refused", "reason", ErrTooManyStreams, "max", c.lim.maxStreams)
 			refuseStream(ys, framing.NewWriter(ys, c.frameOut), wire.CodeBusy)
 			_ = ys.Close()
 			continue
@@ -353,7 +379,7 @@ func (c *Conn) serveStream(ys *yamux.Stream) {
 	s := c.newStream(ys, kind, true, r)
 	defer s.Close()
 	if err != nil {
-		c.log.Debug("stream refused", "reason", err)
+		c.logger().Debug("stream refused", "reason", err)
 		s.refuse(code)
 		return
 	}

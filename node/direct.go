@@ -183,7 +183,7 @@ func newMessenger(d *Messaging, c *Conn) (*Messenger, error) {
 		return nil, err
 	}
 	m := &Messenger{
-		d: d, c: c, log: c.log, role: keys.Role, sid: keys.SessionID, now: c.cfg.now,
+		d: d, c: c, log: c.logger(), role: keys.Role, sid: keys.SessionID, now: c.cfg.now,
 		timeout: d.cfg.RekeyTimeout,
 		c2s:     keys.C2S, s2c: keys.S2C, rekeySecret: keys.RekeySecret,
 		kick: make(chan struct{}, 1), failed: make(chan struct{}), done: make(chan struct{}),

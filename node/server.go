@@ -48,7 +48,9 @@ type Server struct {
 // Listen listens on the TCP address addr (e.g. ":7700", "127.0.0.1:0")
 // and returns a Server ready to Serve.
 func Listen(addr string, cfg *Config) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
+	// No TCP keepalive on accepted connections: yamux pings (see Dial).
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -250,29 +252,28 @@ func (s *Server) refuseAtAccept(nc net.Conn, reason error, counter interface{ Ad
 		_ = tc.SetLinger(0) // a reset: no TIME_WAIT state kept for a refused peer
 	}
 	nc.Close()
-	s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
+	s.log.Debug("connection refused", logAddr("remote", nc.RemoteAddr()), "reason", reason)
 }
 
 // handshake runs TLS and the responder's handshake on nc under one
 // deadline and, if both succeed, starts the session.
 func (s *Server) handshake(nc net.Conn, key addrKey) {
 	defer s.wg.Done()
-	log := s.log.With("remote", nc.RemoteAddr().String())
 	_ = nc.SetDeadline(time.Now().Add(s.lim.handshakeTimeout))
 	raw, params, certKey, err := s.acceptTLS(nc)
 	if err != nil {
-		log.Debug("TLS handshake failed", "err", err)
+		s.log.Debug("TLS handshake failed", logAddr("remote", nc.RemoteAddr()), "err", err)
 		s.endPending(nc, raw, key)
 		return
 	}
 	keys, err := s.respond(raw, params, certKey)
 	if err != nil {
-		log.Debug("handshake failed", "err", err)
+		s.log.Debug("handshake failed", logAddr("remote", nc.RemoteAddr()), "err", err)
 		s.endPending(nc, raw, key)
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	s.establish(nc, raw, keys, key, log)
+	s.establish(nc, raw, keys, key)
 }
 
 // acceptTLS runs the server side of TLS on nc (unless the server is
@@ -295,6 +296,7 @@ func (s *Server) acceptTLS(nc net.Conn) (net.Conn, session.Params, *cryptosuite.
 	cs := tc.ConnectionState()
 	pk, err := peerKey(&cs)
 	if err == nil {
+		params.KnownKey = pk
 		params.ChannelBinding, err = channelBinding(&cs)
 	}
 	if err != nil {
@@ -358,18 +360,18 @@ func (s *Server) respond(raw net.Conn, params session.Params, certKey *cryptosui
 
 // establish turns a connection past its handshake into a session, unless
 // the server is closing.
-func (s *Server) establish(nc, raw net.Conn, keys *session.Keys, key addrKey, log *slog.Logger) {
+func (s *Server) establish(nc, raw net.Conn, keys *session.Keys, key addrKey) {
 	peer := keys.Peer.PeerID()
 	s.mu.Lock()
 	delete(s.pending, nc)
 	var c *Conn
 	err := ErrClosed
 	if !s.closing {
-		c, err = newConn(raw, keys, &s.cfg, &s.lim, &s.stats, s.log, func(c *Conn) { s.sessionEnded(c, key, peer) })
+		c, err = newConn(raw, keys, &s.cfg, &s.lim, &s.stats, s.log, nil, func(c *Conn) { s.sessionEnded(c, key, peer) })
 	}
 	if err != nil {
 		s.mu.Unlock()
-		log.Debug("session not started", "err", err)
+		s.log.Debug("session not started", logAddr("remote", nc.RemoteAddr()), "err", err)
 		keys.Wipe()
 		raw.Close()
 		s.releasePeer(peer)
@@ -379,7 +381,9 @@ func (s *Server) establish(nc, raw net.Conn, keys *session.Keys, key addrKey, lo
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.stats.sessionsEstablished.Add(1)
-	log.Info("session established", "peer", peer, "kex", keys.KEX, "aead", keys.AEAD.ID)
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("session established", logAddr("remote", nc.RemoteAddr()), "peer", peer, "kex", keys.KEX, "aead", keys.AEAD.ID)
+	}
 	c.start()
 	if s.cfg.OnSession != nil {
 		s.cfg.OnSession(c)

@@ -120,7 +120,7 @@ func (s *Stream) ReadFrame() ([]byte, error) {
 		switch {
 		case errors.As(err, &tooLarge):
 			s.conn.stats.oversizedStreams.Add(1)
-			s.conn.log.Debug("stream frame too large", "kind", s.kind, "len", tooLarge.N, "max", tooLarge.Max)
+			s.conn.logger().Debug("stream frame too large", "kind", s.kind, "len", tooLarge.N, "max", tooLarge.Max)
 			s.refuse(wire.CodeTooLarge)
 		case errors.Is(err, framing.ErrEmptyFrame):
 			s.refuse(wire.CodeProtocol)

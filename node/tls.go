@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/lanpeer/lanpeer/cryptosuite"
@@ -78,10 +79,50 @@ func peerKey(cs *tls.ConnectionState) (*cryptosuite.PublicKey, error) {
 	if len(cs.PeerCertificates) != 1 {
 		return nil, fmt.Errorf("%w: %d certificates, want exactly 1", ErrBadCertificate, len(cs.PeerCertificates))
 	}
-	pk, err := cryptosuite.ParsePublicKey(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
+	pk, err := peerKeys.parse(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadCertificate, err)
 	}
+	return pk, nil
+}
+
+// keyCache holds identity keys parsed from certificates, by their exact
+// SubjectPublicKeyInfo bytes, so that a peer that connects again is not
+// parsed again: cryptosuite.ParsePublicKey is a function of those bytes
+// (it parses, re-encodes to check the encoding is canonical, and hashes
+// the peer ID), and a *cryptosuite.PublicKey never changes. Only keys
+// that parsed are kept; what each connection decides about a key (the
+// pin, known_peers, the allow list, the handshake's own key) is decided
+// again every time.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[string]*cryptosuite.PublicKey
+}
+
+// maxCachedKeys bounds a keyCache: at most this many keys of at most
+// cryptosuite.MaxSPKI bytes. A full cache starts again empty.
+const maxCachedKeys = 1024
+
+// peerKeys is the process's cache of the keys of certificates seen.
+var peerKeys keyCache
+
+func (kc *keyCache) parse(spki []byte) (*cryptosuite.PublicKey, error) {
+	kc.mu.Lock()
+	pk, ok := kc.m[string(spki)]
+	kc.mu.Unlock()
+	if ok {
+		return pk, nil
+	}
+	pk, err := cryptosuite.ParsePublicKey(spki)
+	if err != nil {
+		return nil, err
+	}
+	kc.mu.Lock()
+	if kc.m == nil || len(kc.m) >= maxCachedKeys {
+		kc.m = make(map[string]*cryptosuite.PublicKey)
+	}
+	kc.m[string(spki)] = pk
+	kc.mu.Unlock()
 	return pk, nil
 }
 

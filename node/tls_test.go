@@ -156,3 +156,47 @@ func TestTLSProfile(t *testing.T) {
 		<-accepted
 	})
 }
+
+// TestKeyCache: a key parsed once is given again for the same bytes and
+// only for them; bytes that do not parse are refused every time and never
+// kept; the cache stays within its bound.
+func TestKeyCache(t *testing.T) {
+	var kc keyCache
+	a, b := identity(t, "ed-a").Public(), identity(t, "rsa2048").Public()
+	pa, err := kc.parse(a.SPKI())
+	if err != nil || !pa.Equal(a) {
+		t.Fatalf("parse: %v, %v", pa, err)
+	}
+	if again, _ := kc.parse(a.SPKI()); again != pa {
+		t.Fatal("the same bytes were parsed again")
+	}
+	if pb, err := kc.parse(b.SPKI()); err != nil || !pb.Equal(b) || pb.PeerID() == pa.PeerID() {
+		t.Fatalf("another key: %v, %v", pb, err)
+	}
+	bad := a.SPKI()
+	bad[len(bad)-1] ^= 1 // another Ed25519 key: parses
+	if pk, err := kc.parse(bad); err != nil || pk.PeerID() == pa.PeerID() {
+		t.Fatalf("a changed key: %v, %v", pk, err)
+	}
+	trunc := a.SPKI()[:20]
+	for range 2 {
+		if _, err := kc.parse(trunc); err == nil {
+			t.Fatal("truncated key accepted")
+		}
+	}
+	if _, ok := kc.m[string(trunc)]; ok {
+		t.Fatal("a key that did not parse was kept")
+	}
+	for range maxCachedKeys + 10 {
+		id, err := cryptosuite.GenerateIdentity(cryptosuite.KeyEd25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kc.parse(id.Public().SPKI()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(kc.m) > maxCachedKeys {
+		t.Fatalf("%d keys kept, bound %d", len(kc.m), maxCachedKeys)
+	}
+}

@@ -164,6 +164,11 @@ type Params struct {
 	// signed by any other identity is refused with ErrWrongPeer. Zero
 	// there means no certificate (HTTP, no TLS).
 	Expected cryptosuite.PeerID
+	// KnownKey, if set, is a key the caller has parsed already (the
+	// peer's TLS certificate's): a hello whose identity key has the same
+	// bytes takes it instead of parsing them again. It decides nothing:
+	// every check is made on the key as on a parsed one.
+	KnownKey *cryptosuite.PublicKey
 }
 
 func (p *Params) check() error {
@@ -256,12 +261,16 @@ func wireIDs(ids []cryptosuite.AEADID) []uint16 {
 	return out
 }
 
-// parseIdentity parses a peer's SPKI and checks that its signature
-// algorithm is the one its key type implies.
-func parseIdentity(spki []byte, alg uint16) (*cryptosuite.PublicKey, error) {
-	pk, err := cryptosuite.ParsePublicKey(spki)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadIdentityKey, err)
+// parseIdentity parses a peer's SPKI (or takes known, if it has the same
+// bytes) and checks that its signature algorithm is the one its key type
+// implies.
+func parseIdentity(spki []byte, alg uint16, known *cryptosuite.PublicKey) (*cryptosuite.PublicKey, error) {
+	pk := known
+	if pk == nil || !bytes.Equal(pk.SPKI(), spki) {
+		var err error
+		if pk, err = cryptosuite.ParsePublicKey(spki); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadIdentityKey, err)
+		}
 	}
 	if uint16(pk.Alg()) != alg {
 		return nil, ErrBadSignature

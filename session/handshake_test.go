@@ -133,3 +133,48 @@ func TestHandshakeModes(t *testing.T) {
 		})
 	}
 }
+
+// TestKnownKey: a known key is taken only for a hello whose identity key
+// has its bytes; another key in the hello is parsed and checked as
+// without one, so a known key never stands in for the key a peer signs
+// with.
+func TestKnownKey(t *testing.T) {
+	rqID, rsID, other := identity(t, "ed-a"), identity(t, "ed-b"), identity(t, "ed-c")
+	rq := &Config{Identity: rqID}
+	rs := &Config{Identity: rsID, Replay: NewReplayCache(0, 0)}
+
+	// The same keys: both sides take them.
+	p1, p2 := tlsParams(rsID.PeerID())
+	p1.KnownKey, p2.KnownKey = rsID.Public(), rqID.Public()
+	r1, r2 := runPair(t, rq, rs, p1, p2)
+	if r1.err != nil || r2.err != nil {
+		t.Fatalf("requestor: %v; responder: %v", r1.err, r2.err)
+	}
+	if r1.keys.Peer != p1.KnownKey || r2.keys.Peer != p2.KnownKey {
+		t.Fatal("a known key with the hello's bytes was parsed again")
+	}
+
+	// Another key known on the responder's side: the hello's own key is
+	// the session's peer, and its signature is what was verified.
+	p1, p2 = tlsParams(rsID.PeerID())
+	p2.KnownKey = other.Public()
+	r1, r2 = runPair(t, rq, rs, p1, p2)
+	if r1.err != nil || r2.err != nil {
+		t.Fatalf("requestor: %v; responder: %v", r1.err, r2.err)
+	}
+	if r2.keys.Peer.PeerID() != rqID.PeerID() {
+		t.Fatalf("responder's peer %v, want the hello's key %v", r2.keys.Peer.PeerID(), rqID.PeerID())
+	}
+
+	// Another key known on the requestor's side (no peer expected): the
+	// reply's own key is the session's peer.
+	p1, p2 = tlsParams(cryptosuite.PeerID{})
+	p1.KnownKey = other.Public()
+	r1, r2 = runPair(t, rq, rs, p1, p2)
+	if r1.err != nil || r2.err != nil {
+		t.Fatalf("requestor: %v; responder: %v", r1.err, r2.err)
+	}
+	if r1.keys.Peer.PeerID() != rsID.PeerID() {
+		t.Fatalf("requestor's peer %v, want the reply's key %v", r1.keys.Peer.PeerID(), rsID.PeerID())
+	}
+}

@@ -186,7 +186,7 @@ func (h *Requestor) ConsumeReply(m *wire.HelloReply) error {
 	if len(m.SessionID) != SessionIDSize || len(m.Nonce) != NonceSize {
 		return h.fail(ErrUnexpectedMessage)
 	}
-	pk, err := parseIdentity(m.IdentityKey, m.SigAlg)
+	pk, err := parseIdentity(m.IdentityKey, m.SigAlg, h.p.KnownKey)
 	if err != nil {
 		return h.fail(err)
 	}

@@ -110,7 +110,7 @@ func (h *Responder) ConsumeHello(m *wire.Hello) error {
 		return h.fail(ErrUnexpectedMessage)
 	}
 	self := h.cfg.Identity.PeerID()
-	pk, err := parseIdentity(m.IdentityKey, m.SigAlg)
+	pk, err := parseIdentity(m.IdentityKey, m.SigAlg, h.p.KnownKey)
 	if err != nil {
 		return h.fail(err)
 	}
