@@ -179,7 +179,16 @@ func requestorHandshake(ctx context.Context, nc net.Conn, t Target, cfg *Config,
 		if err != nil {
 			return raw, nil, err
 		}
-		tc := tls.Client(nc, clientTLSConfig(cert, func(pk *cryptosuite.PublicKey) error {
+		hc := &holdConn{Conn: nc, hold: true}
+		// Whatever is held goes out before the connection is closed or
+		// handed to yamux: a refusal's Error message or TLS alert too.
+		defer func() {
+			if ferr := hc.release(); ferr != nil && err == nil {
+				keys.Wipe()
+				keys, err = nil, ferr
+			}
+		}()
+		tc := tls.Client(hc, clientTLSConfig(cert, func(pk *cryptosuite.PublicKey) error {
 			return checkServerKey(t, cfg.Trust, pk)
 		}))
 		raw = tc
@@ -262,4 +271,52 @@ func certificateFor(id *cryptosuite.Identity, now time.Time) (tls.Certificate, e
 	}
 	certCache.m[id] = c
 	return c, nil
+}
+
+// holdConn is the requestor's connection under TLS during the handshake:
+// it holds what is written until the next Read, so that the client's
+// last TLS flight and the Hello after it leave in one write (one TCP
+// segment, one wake-up of the server) instead of two. The bytes and their
+// order are unchanged, and nothing waits: every write of the handshake is
+// followed by a read of the answer, or by release.
+type holdConn struct {
+	net.Conn
+	buf  []byte
+	hold bool
+}
+
+func (c *holdConn) Write(p []byte) (int, error) {
+	if !c.hold {
+		return c.Conn.Write(p)
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, 0, 4096)
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+func (c *holdConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *holdConn) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+// release writes what is held and passes every later write through. It
+// must be called before the connection is used by more than one
+// goroutine.
+func (c *holdConn) release() error {
+	err := c.flush()
+	c.hold, c.buf = false, nil
+	return err
 }

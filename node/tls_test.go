@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"testing"
@@ -198,5 +199,44 @@ func TestKeyCache(t *testing.T) {
 	}
 	if len(kc.m) > maxCachedKeys {
 		t.Fatalf("%d keys kept, bound %d", len(kc.m), maxCachedKeys)
+	}
+}
+
+// recConn records the writes that reach the connection.
+type recConn struct {
+	net.Conn
+	writes [][]byte
+}
+
+func (c *recConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, append([]byte(nil), p...))
+	return len(p), nil
+}
+func (c *recConn) Read(p []byte) (int, error) { return 0, io.EOF }
+
+// TestHoldConn: what the requestor writes during the handshake reaches
+// the connection, in order and whole, before it reads the answer and
+// when it is released; after release writes pass straight through.
+func TestHoldConn(t *testing.T) {
+	rc := &recConn{}
+	hc := &holdConn{Conn: rc, hold: true}
+	hc.Write([]byte("flight"))
+	hc.Write([]byte("hello"))
+	if len(rc.writes) != 0 {
+		t.Fatalf("written before a read: %q", rc.writes)
+	}
+	if _, err := hc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read: %v", err)
+	}
+	if len(rc.writes) != 1 || string(rc.writes[0]) != "flighthello" {
+		t.Fatalf("writes before the read: %q, want one of both flights", rc.writes)
+	}
+	hc.Write([]byte("alert"))
+	if err := hc.release(); err != nil {
+		t.Fatal(err)
+	}
+	hc.Write([]byte("yamux"))
+	if len(rc.writes) != 3 || string(rc.writes[1]) != "alert" || string(rc.writes[2]) != "yamux" {
+		t.Fatalf("writes: %q", rc.writes)
 	}
 }
