@@ -121,7 +121,7 @@ func Dial(ctx context.Context, target string, cfg *Config) (*Conn, error) {
 	// A cancelled ctx interrupts whatever read or write is blocked.
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 
-	raw, keys, err := requestorHandshake(ctx, nc, t, &cc, &lim)
+	raw, keys, err := requestorHandshake(nc, t, &cc, &lim)
 	if err == nil && !stop() {
 		keys.Wipe()
 		err = ctx.Err()
@@ -170,7 +170,7 @@ func Dial(ctx context.Context, target string, cfg *Config) (*Conn, error) {
 
 // requestorHandshake runs TLS (unless insecure) and the requestor's
 // handshake on nc. raw is the connection to close or to run yamux on.
-func requestorHandshake(ctx context.Context, nc net.Conn, t Target, cfg *Config, lim *limits) (raw net.Conn, keys *session.Keys, err error) {
+func requestorHandshake(nc net.Conn, t Target, cfg *Config, lim *limits) (raw net.Conn, keys *session.Keys, err error) {
 	params := session.Params{Transport: session.TransportNoTLS, Expected: t.Pin}
 	raw = nc
 	var certKey *cryptosuite.PublicKey
@@ -192,7 +192,9 @@ func requestorHandshake(ctx context.Context, nc net.Conn, t Target, cfg *Config,
 			return checkServerKey(t, cfg.Trust, pk)
 		}))
 		raw = tc
-		if err := tc.HandshakeContext(ctx); err != nil {
+		// Not HandshakeContext: Dial's AfterFunc already interrupts the
+		// connection when ctx ends, without a goroutine per dial.
+		if err := tc.Handshake(); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				err = fmt.Errorf("%w: %w", ErrClosedByServer, err)
 			}
@@ -288,9 +290,6 @@ type holdConn struct {
 func (c *holdConn) Write(p []byte) (int, error) {
 	if !c.hold {
 		return c.Conn.Write(p)
-	}
-	if c.buf == nil {
-		c.buf = make([]byte, 0, 4096)
 	}
 	c.buf = append(c.buf, p...)
 	return len(p), nil
