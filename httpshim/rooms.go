@@ -333,20 +333,25 @@ func (s *Server) sendMessage(q *request) {
 	if !ok || !q.noQuery() {
 		return
 	}
-	var v struct {
-		Message []byte `json:"message"`
+	msg, ok := decodeOneBytes(q.body, "message")
+	if !ok {
+		var v struct {
+			Message []byte `json:"message"`
+		}
+		if !q.decode(&v, "message") {
+			return
+		}
+		msg = v.Message
 	}
-	if !q.decode(&v, "message") {
-		return
-	}
-	r, ok := q.run(&wire.SendMessage{Room: id[:], Message: v.Message})
+	r, ok := q.run(&wire.SendMessage{Room: id[:], Message: msg})
 	if !ok {
 		return
 	}
 	s.met.messagesIn.Inc()
 	ms := r.(*wire.MessageStored)
-	writeJSON(q.w, http.StatusOK, struct {
-		Seq    uint64 `json:"seq"`
-		Stored int64  `json:"stored"`
-	}{Seq: ms.Seq, Stored: ms.Stored})
+	// {"seq":N,"stored":N}, as json.Marshal writes it.
+	b := make([]byte, 0, 64)
+	b = strconv.AppendUint(append(b, `{"seq":`...), ms.Seq, 10)
+	b = strconv.AppendInt(append(b, `,"stored":`...), ms.Stored, 10)
+	writeJSONBytes(q.w, http.StatusOK, append(b, "}\n"...))
 }

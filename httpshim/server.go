@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lanpeer/lanpeer/cryptosuite"
@@ -48,6 +49,7 @@ const (
 	MaxBody = 64 << 10
 
 	maxTrackedAddrs = 4096
+	maxPrealloc     = 4 << 10 // readAll's largest buffer before the body arrives
 )
 
 // Config configures a Server. A zero field selects its default; for the
@@ -358,6 +360,11 @@ func (s *Server) handle(pattern string, methods map[string]endpoint) {
 		}
 		allow += m
 	}
+	// Each method's latency series, looked up once.
+	latency := make(map[string]prometheus.Observer, len(methods))
+	for m := range methods {
+		latency[m] = s.met.latency.WithLabelValues(pattern, m)
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ep, ok := methods[r.Method]
@@ -366,9 +373,8 @@ func (s *Server) handle(pattern string, methods map[string]endpoint) {
 			s.fail(w, newAPIError(CodeMethodNotAllowed, "%s is not allowed here (allowed: %s)", r.Method, allow))
 			return
 		}
-		defer func() {
-			s.met.latency.WithLabelValues(pattern, r.Method).Observe(time.Since(start).Seconds())
-		}()
+		obs := latency[r.Method]
+		defer func() { obs.Observe(time.Since(start).Seconds()) }()
 		if s.isClosed() {
 			s.fail(w, newAPIError(codeBusy, "the listener is stopping"))
 			return
@@ -400,7 +406,11 @@ func (s *Server) isClosed() bool {
 func (s *Server) readBody(q *request, max int64) bool {
 	r := q.r
 	if r.Method == http.MethodPost {
-		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		ct := r.Header.Get("Content-Type")
+		mt, err := "application/json", error(nil)
+		if ct != mt { // parsed unless it is the plain type
+			mt, _, err = mime.ParseMediaType(ct)
+		}
 		if err != nil || mt != "application/json" {
 			q.fail(newAPIError(CodeUnsupportedMedia, "the body must be application/json"))
 			return false
@@ -416,7 +426,7 @@ func (s *Server) readBody(q *request, max int64) bool {
 		}
 		return false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(q.w, r.Body, max))
+	body, err := readAll(http.MaxBytesReader(q.w, r.Body, max), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -431,6 +441,30 @@ func (s *Server) readBody(q *request, max int64) bool {
 	}
 	q.body = body
 	return true
+}
+
+// readAll is io.ReadAll starting with room for the declared length, when
+// it is small (a body that has not arrived yet holds no more than a
+// bufio buffer's worth), so that reading a message does not grow its
+// buffer. length was checked against the bound before.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 || length > maxPrealloc {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, length+1) // +1: the read that sees EOF
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than declared: grow
+		}
+	}
 }
 
 // authenticate checks a request's authentication (docs/HTTP.md, "Request
