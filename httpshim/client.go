@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -393,7 +394,14 @@ func (c *Client) Send(ctx context.Context, id store.RoomID, blob []byte) (uint64
 	var out struct {
 		Seq uint64 `json:"seq"`
 	}
-	err := c.Do(ctx, http.MethodPost, roomPath(id, "/messages"), map[string][]byte{"message": blob}, &out)
+	// {"message":"BASE64"}, as json.Marshal writes it.
+	body := make([]byte, 0, len(`{"message":""}`)+base64.StdEncoding.EncodedLen(len(blob)))
+	body = append(base64.StdEncoding.AppendEncode(append(body, `{"message":"`...), blob), `"}`...)
+	req, err := c.NewRequest(ctx, http.MethodPost, roomPath(id, "/messages"), body)
+	if err != nil {
+		return 0, err
+	}
+	err = c.do(req, &out)
 	return out.Seq, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lanpeer/lanpeer/canon"
 	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/store"
 )
@@ -613,10 +614,17 @@ func (h *Host) Delete(ctx context.Context, caller cryptosuite.PeerID, id store.R
 // stored message, whatever the epoch. Another sender's id is
 // ErrMessageIDTaken.
 func (h *Host) Send(ctx context.Context, caller cryptosuite.PeerID, id store.RoomID, blob []byte) (store.Message, error) {
-	sender, kph, err := MessageSigner(blob)
+	// The claimed signer first, to find the key package; the blob is
+	// parsed once (what VerifyMessage does, without copying the box).
+	layout, sig, err := SplitBlob(blob, canon.LabelRoomMessage, MaxMessageBlob)
 	if err != nil {
 		return store.Message{}, err
 	}
+	msg, err := parseMessage(layout)
+	if err != nil {
+		return store.Message{}, err
+	}
+	sender, kph := msg.Sender, msg.KeyPackage
 	r, m, err := h.member(ctx, id, caller)
 	if err != nil {
 		return store.Message{}, err
@@ -631,8 +639,10 @@ func (h *Host) Send(ctx context.Context, caller cryptosuite.PeerID, id store.Roo
 	if err != nil {
 		return store.Message{}, err
 	}
-	msg, err := VerifyMessage(blob, kp)
-	if err != nil {
+	if err := verifyMessageSig(layout, sig, kp); err != nil {
+		return store.Message{}, err
+	}
+	if err := msg.signedBy(kp); err != nil {
 		return store.Message{}, err
 	}
 	switch {
