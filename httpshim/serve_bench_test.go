@@ -32,7 +32,7 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 // answer. The requests are signed and their messages sealed with the
 // timer stopped, in batches.
 func BenchmarkServeMessage(b *testing.B) {
-	h := startHost(b, hostOpts{tune: func(c *Config) { c.Rate, c.MaxNonces = -1, 1<<20 }})
+	h := startHost(b, hostOpts{tune: func(c *Config) { c.Rate = -1 }})
 	alice := h.httpMember(b, "alice")
 	id := alice.createRoom(b, "bench")
 	ctx := tctx(b)

@@ -79,7 +79,7 @@ type Config struct {
 	Burst              int
 	HandshakeRate      float64 // handshake inits a second per client address
 	HandshakeBurst     int
-	MaxNonces          int           // request nonces remembered per session
+	MaxNonces          int           // request nonces remembered per session (the replay window)
 	MaxWait            time.Duration // longest long poll
 	PingInterval       time.Duration // event streams' keep-alive comment
 	EventBacklog       int           // session events kept per peer for Last-Event-ID
@@ -509,12 +509,12 @@ func (s *Server) authenticate(q *request, maxBody int64) bool {
 		q.fail(newAPIError(codeStaleTimestamp, "the timestamp is more than %v from the listener's clock", skew))
 		return false
 	}
-	switch hs.addNonce(a.Nonce, now, a.Timestamp.Add(skew), s.cfg.MaxNonces) {
+	switch hs.addNonce(a.Nonce, a.Timestamp.UnixMilli(), s.cfg.MaxNonces) {
 	case errNonceReplay:
 		q.fail(newAPIError(codeReplay, "the nonce was used before in this session"))
 		return false
-	case errNonceFull:
-		q.fail(newAPIError(codeBusy, "the session's nonce cache is full"))
+	case errNonceStale:
+		q.fail(newAPIError(codeStaleTimestamp, "the timestamp is at or below the session's replay floor (%d requests came after it); sign the request again", s.cfg.MaxNonces))
 		return false
 	}
 	q.sess = hs
