@@ -30,7 +30,8 @@ const httpSenders = 8
 // bare net/http handler that reads the same body and does the same JSON
 // decode, driven the same way over the same kind of client, in the same
 // run (ratio_to_bare = requests_per_s / bare_per_s). The two alternate in
-// rounds.
+// rounds. host_verifies: whether the host verified the signatures
+// (Options.SkipMessageSignatures).
 func HTTP(ctx context.Context, o *Options) ([]Result, error) {
 	h, err := startHost(ctx, o, nil, nil)
 	if err != nil {
@@ -127,6 +128,7 @@ func HTTP(ctx context.Context, o *Options) ([]Result, error) {
 		{"requests_per_s", shimRate},
 		{"bare_per_s", bareRate},
 		{"ratio_to_bare", ratio(shimRate, bareRate)},
+		{"host_verifies", !o.SkipMessageSignatures},
 		{"errors", errs},
 	}}, nil
 }

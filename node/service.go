@@ -42,6 +42,10 @@ type ServiceConfig struct {
 	Limits *room.Limits
 	// Now is the host's clock (default time.Now).
 	Now func() time.Time
+	// SkipMessageSignatures stores messages without the host's check of
+	// their signatures (room.HostConfig.SkipMessageSignatures; members
+	// check every message anyway). Default false: the host checks.
+	SkipMessageSignatures bool
 	// Logger receives the Service's logs (default: discard).
 	Logger *slog.Logger
 	// PushQueue is how many pushes wait for one subscriber (a session)
@@ -112,7 +116,7 @@ type Service struct {
 
 // NewService returns a Service over cfg.Store.
 func NewService(cfg ServiceConfig) (*Service, error) {
-	h, err := room.NewHost(room.HostConfig{Store: cfg.Store, Limits: cfg.Limits, Now: cfg.Now})
+	h, err := room.NewHost(room.HostConfig{Store: cfg.Store, Limits: cfg.Limits, Now: cfg.Now, SkipMessageSignatures: cfg.SkipMessageSignatures})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

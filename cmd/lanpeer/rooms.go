@@ -46,6 +46,8 @@ func storeFlags() []cli.Flag {
 			Usage: "with --store memory, keep the newest `N` messages of each room; older ones are dropped"},
 		&cli.DurationFlag{Name: "poll-interval", Value: node.DefaultPollInterval,
 			Usage: "with a MongoDB store, look this often (`D`uration) for what other lanpeer processes sharing the database stored, and push it to the members connected here; 0: never (this process is the database's only one)"},
+		&cli.BoolFlag{Name: "verify-message-signatures", Value: true,
+			Usage: "verify each room message's Ed25519 signature before storing it; =false stores without this check (members verify every message they read anyway: docs/SECURITY.md)"},
 	}
 }
 
@@ -84,7 +86,8 @@ func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close fun
 	default:
 		return nil, nil, usagef("--store %q: want memory or a MongoDB URI (mongodb://HOST[:PORT]/DB)", where)
 	}
-	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log, PollInterval: poll}); err != nil {
+	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log, PollInterval: poll,
+		SkipMessageSignatures: !c.Bool("verify-message-signatures")}); err != nil {
 		st.Close()
 		return nil, nil, err
 	}
