@@ -207,7 +207,7 @@ func (s *Server) readMessages(q *request) {
 func messagesJSON(ms []wire.StoredMessage) []MessageJSON {
 	out := make([]MessageJSON, len(ms))
 	for i, m := range ms {
-		out[i] = MessageJSON{Seq: m.Seq, Stored: m.Stored, Blob: m.Blob}
+		out[i] = MessageJSON{Seq: m.Seq, Stored: m.Stored, Message: m.Blob}
 	}
 	return out
 }
@@ -328,7 +328,7 @@ func (s *Server) roomEvents(q *request) {
 	for {
 		ms := reply.(*wire.MessageList).Messages
 		for _, m := range ms {
-			data, _ := json.Marshal(MessageJSON{Seq: m.Seq, Stored: m.Stored, Blob: m.Blob})
+			data, _ := json.Marshal(MessageJSON{Seq: m.Seq, Stored: m.Stored, Message: m.Blob})
 			e.event(strconv.FormatUint(m.Seq, 10), "message", data)
 			req.After = m.Seq
 		}

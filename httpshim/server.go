@@ -112,7 +112,10 @@ type Server struct {
 	sessions map[[session.SessionIDSize]byte]*httpSession
 	perPeer  map[cryptosuite.PeerID]int
 	journals map[cryptosuite.PeerID]*journal
-	closed   bool
+	// masterKeys caches rooms' masters' identity keys (SPKI DER) by
+	// peer ID, at most maxMasterKeys.
+	masterKeys map[cryptosuite.PeerID][]byte
+	closed     bool
 }
 
 type pendingHandshake struct {
@@ -174,6 +177,8 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[[session.SessionIDSize]byte]*httpSession{},
 		perPeer:  map[cryptosuite.PeerID]int{},
 		journals: map[cryptosuite.PeerID]*journal{},
+
+		masterKeys: map[cryptosuite.PeerID][]byte{},
 	}
 	s.log = cfg.Logger
 	if s.log == nil {

@@ -499,7 +499,7 @@ func TestLongPoll(t *testing.T) {
 	alice.send(t, "wake up")
 	select {
 	case r := <-done:
-		if r.err != nil || len(r.ms) != 1 || bob.open(t, r.ms[0].Blob) != "wake up" {
+		if r.err != nil || len(r.ms) != 1 || bob.open(t, r.ms[0].Message) != "wake up" {
 			t.Fatalf("long poll: %v %v", r.ms, r.err)
 		}
 	case <-time.After(hang):
@@ -534,7 +534,7 @@ func TestRoomEvents(t *testing.T) {
 		if ev.Kind != "message" || ev.ID != fmt.Sprint(seq) || json.Unmarshal(ev.Data, &m) != nil || m.Seq != uint64(seq) {
 			t.Fatalf("event %+v, want message %d", ev, seq)
 		}
-		if got := alice.open(t, m.Blob); got != text {
+		if got := alice.open(t, m.Message); got != text {
 			t.Fatalf("event %d holds %q, want %q", seq, got, text)
 		}
 	}
