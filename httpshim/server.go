@@ -40,6 +40,8 @@ const (
 	DefaultMaxWait            = 30 * time.Second
 	DefaultPingInterval       = 15 * time.Second
 	DefaultEventBacklog       = 256
+	DefaultEventRetention     = 10 * time.Minute
+	DefaultMaxIdleJournals    = 256
 	DefaultOpTimeout          = 10 * time.Second
 
 	// MaxHandshakeBody bounds the body of init and finish.
@@ -81,7 +83,13 @@ type Config struct {
 	MaxWait            time.Duration // longest long poll
 	PingInterval       time.Duration // event streams' keep-alive comment
 	EventBacklog       int           // session events kept per peer for Last-Event-ID
-	OpTimeout          time.Duration // one Service call
+	// EventRetention is how long a peer's events are still recorded
+	// after its last session ended, so that a new session resumes
+	// GET /v1/events from Last-Event-ID; MaxIdleJournals bounds the peers
+	// so followed. A negative EventRetention stops following at once.
+	EventRetention  time.Duration
+	MaxIdleJournals int
+	OpTimeout       time.Duration // one Service call
 
 	// Now defaults to time.Now; Logger to discarding.
 	Now    func() time.Time
@@ -111,7 +119,9 @@ type Server struct {
 	pending  map[[session.SessionIDSize]byte]*pendingHandshake
 	sessions map[[session.SessionIDSize]byte]*httpSession
 	perPeer  map[cryptosuite.PeerID]int
-	journals map[cryptosuite.PeerID]*journal
+	journals map[cryptosuite.PeerID]*journal // with sessions, or idle within EventRetention
+	idle     int                             // journals without sessions
+	idFloor  uint64                          // the highest event id of a dropped journal
 	// masterKeys caches rooms' masters' identity keys (SPKI DER) by
 	// peer ID, at most maxMasterKeys.
 	masterKeys map[cryptosuite.PeerID][]byte
@@ -146,6 +156,8 @@ func New(cfg Config) (*Server, error) {
 	def(&cfg.MaxWait, DefaultMaxWait)
 	def(&cfg.PingInterval, DefaultPingInterval)
 	def(&cfg.OpTimeout, DefaultOpTimeout)
+	def(&cfg.EventRetention, DefaultEventRetention)
+	defInt(&cfg.MaxIdleJournals, DefaultMaxIdleJournals)
 	defInt(&cfg.MaxPending, DefaultMaxPending)
 	defInt(&cfg.MaxSessions, DefaultMaxSessions)
 	defInt(&cfg.MaxSessionsPerPeer, DefaultMaxSessionsPerPeer)
@@ -164,7 +176,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("httpshim: durations must be positive")
 		}
 	}
-	if cfg.MaxPending < 0 || cfg.MaxSessions < 0 || cfg.Burst < 0 || cfg.HandshakeBurst < 0 || cfg.MaxNonces < 0 || cfg.EventBacklog < 0 {
+	if cfg.MaxPending < 0 || cfg.MaxSessions < 0 || cfg.Burst < 0 || cfg.HandshakeBurst < 0 || cfg.MaxNonces < 0 || cfg.EventBacklog < 0 || cfg.MaxIdleJournals < 0 {
 		return nil, errors.New("httpshim: counts must be positive")
 	}
 	if cfg.Now == nil {
@@ -239,6 +251,20 @@ func (s *Server) Close() error {
 	for _, hs := range all {
 		s.endSession(hs)
 	}
+	s.mu.Lock()
+	var idle []*journal
+	for _, j := range s.journals {
+		if j.refs == 0 {
+			idle = append(idle, j)
+		}
+	}
+	for _, j := range idle {
+		s.dropJournalLocked(j)
+	}
+	s.mu.Unlock()
+	for _, j := range idle {
+		j.close()
+	}
 	s.wg.Wait()
 	return nil
 }
@@ -274,6 +300,9 @@ func (s *Server) Stats() Stats {
 func (s *Server) janitor() {
 	defer s.wg.Done()
 	every := min(s.cfg.IdleTimeout/4, s.cfg.PendingTTL/4, 30*time.Second)
+	if s.cfg.EventRetention > 0 {
+		every = min(every, s.cfg.EventRetention/4)
+	}
 	every = max(every, 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -287,9 +316,11 @@ func (s *Server) janitor() {
 	}
 }
 
-// sweep drops expired pending handshakes and idle sessions.
+// sweep drops expired pending handshakes, idle sessions, and the
+// journals of peers without sessions for EventRetention.
 func (s *Server) sweep(now time.Time) {
 	var idle []*httpSession
+	var expired []*journal
 	s.mu.Lock()
 	for id, p := range s.pending {
 		if !now.Before(p.expires) {
@@ -301,11 +332,34 @@ func (s *Server) sweep(now time.Time) {
 			idle = append(idle, hs)
 		}
 	}
+	for _, j := range s.journals {
+		if j.refs == 0 && !now.Before(j.idleSince.Add(s.cfg.EventRetention)) {
+			expired = append(expired, j)
+		}
+	}
+	for _, j := range expired {
+		s.dropJournalLocked(j)
+	}
 	s.mu.Unlock()
+	for _, j := range expired {
+		j.close()
+	}
 	for _, hs := range idle {
 		s.log.Debug("session idle; ended", "peer", hs.peerID.Short())
 		s.endSession(hs)
 	}
+}
+
+// dropJournalLocked removes an idle journal (the caller closes it after
+// unlocking) and raises idFloor to its last id, so that no later journal
+// gives an id again.
+func (s *Server) dropJournalLocked(j *journal) {
+	if s.journals[j.peer] != j {
+		return
+	}
+	delete(s.journals, j.peer)
+	s.idle--
+	s.idFloor = max(s.idFloor, j.lastID())
 }
 
 func (s *Server) dropPendingLocked(id [session.SessionIDSize]byte, p *pendingHandshake, outcome string) {
@@ -669,7 +723,7 @@ func (s *Server) handshakeFinish(q *request) {
 	}
 	j := s.journals[hs.peerID]
 	if j == nil {
-		j, err = s.newJournal(hs.peerID)
+		j, err = s.newJournal(hs.peerID, max(uint64(now.UnixMicro()), s.idFloor+1))
 		if err != nil {
 			s.releasePeerLocked(p.peer)
 			s.mu.Unlock()
@@ -678,6 +732,8 @@ func (s *Server) handshakeFinish(q *request) {
 			return
 		}
 		s.journals[hs.peerID] = j
+	} else if j.refs == 0 {
+		s.idle--
 	}
 	j.refs++
 	hs.journal = j
@@ -705,17 +761,40 @@ func (s *Server) endSession(hs *httpSession) {
 	}
 	delete(s.sessions, hs.id)
 	s.releasePeerLocked(hs.peerID)
+	// The peer's journal outlives its last session by EventRetention,
+	// recording events for a session that resumes; the oldest idle one
+	// goes when more than MaxIdleJournals are idle.
 	j := hs.journal
-	j.refs--
-	last := j.refs == 0
-	if last {
-		delete(s.journals, hs.peerID)
+	var drop *journal
+	if j.refs--; j.refs == 0 {
+		j.idleSince = s.cfg.Now()
+		s.idle++
+		switch {
+		case s.cfg.EventRetention < 0 || s.closed:
+			drop = j
+		case s.idle > s.cfg.MaxIdleJournals:
+			drop = s.oldestIdleLocked()
+		}
+		if drop != nil {
+			s.dropJournalLocked(drop)
+		}
 	}
 	s.mu.Unlock()
 	hs.end()
-	if last {
-		j.close()
+	if drop != nil {
+		drop.close()
 	}
+}
+
+// oldestIdleLocked returns the journal idle the longest.
+func (s *Server) oldestIdleLocked() *journal {
+	var old *journal
+	for _, j := range s.journals {
+		if j.refs == 0 && (old == nil || j.idleSince.Before(old.idleSince)) {
+			old = j
+		}
+	}
+	return old
 }
 
 // opContext bounds one Service call.
