@@ -47,7 +47,16 @@ func httpAddr(s string) string {
 type httpShim struct {
 	shim *httpshim.Server
 	srv  *http.Server
+	addr net.Addr
 	done chan error
+}
+
+// Addr returns the shim's address, nil without --http.
+func (h *httpShim) Addr() net.Addr {
+	if h == nil {
+		return nil
+	}
+	return h.addr
 }
 
 // startHTTP starts the shim if --http is set (nil otherwise).
@@ -92,7 +101,7 @@ func startHTTP(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, svc *node
 		ln = tls.NewListener(ln, srv.TLSConfig)
 		scheme = "https"
 	}
-	h := &httpShim{shim: shim, srv: srv, done: make(chan error, 1)}
+	h := &httpShim{shim: shim, srv: srv, addr: ln.Addr(), done: make(chan error, 1)}
 	go func() { h.done <- srv.Serve(ln) }()
 	p.notef("serving HTTP on %s://%s", scheme, ln.Addr())
 	return h, nil
