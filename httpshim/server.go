@@ -30,6 +30,7 @@ const (
 	DefaultMaxPending         = 64
 	DefaultMaxSessions        = 256
 	DefaultMaxSessionsPerPeer = node.DefaultMaxSessionsPerPeer
+	DefaultMaxSessionsPerAddr = 16
 	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultRequestSkew        = 60 * time.Second
 	DefaultRate               = 20
@@ -53,7 +54,8 @@ const (
 )
 
 // Config configures a Server. A zero field selects its default; for the
-// rates and MaxSessionsPerPeer a negative value turns the limit off.
+// rates, MaxSessionsPerPeer and MaxSessionsPerAddr a negative value turns
+// the limit off.
 type Config struct {
 	// Service runs the room operations: the one the TCP listener uses.
 	// Required; the Server does not close it.
@@ -73,6 +75,10 @@ type Config struct {
 	MaxPending         int           // pending handshakes
 	MaxSessions        int           // established sessions
 	MaxSessionsPerPeer int           // sessions (and pending handshakes) of one identity
+	// MaxSessionsPerAddr bounds the sessions and pending handshakes begun
+	// from one client address (an IPv4 address or an IPv6 /64), so that
+	// one address cannot take every slot with identities made for it.
+	MaxSessionsPerAddr int
 	IdleTimeout        time.Duration // a session without requests ends
 	RequestSkew        time.Duration // request timestamp window, either side of now
 	Rate               float64       // requests a second per session
@@ -119,6 +125,7 @@ type Server struct {
 	pending  map[[session.SessionIDSize]byte]*pendingHandshake
 	sessions map[[session.SessionIDSize]byte]*httpSession
 	perPeer  map[cryptosuite.PeerID]int
+	perAddr  map[netip.Prefix]int            // pending handshakes and sessions by client address
 	journals map[cryptosuite.PeerID]*journal // with sessions, or idle within EventRetention
 	idle     int                             // journals without sessions
 	idFloor  uint64                          // the highest event id of a dropped journal
@@ -131,6 +138,7 @@ type Server struct {
 type pendingHandshake struct {
 	resp    *session.Responder
 	peer    cryptosuite.PeerID
+	addr    netip.Prefix
 	mode    string
 	expires time.Time
 }
@@ -161,6 +169,7 @@ func New(cfg Config) (*Server, error) {
 	defInt(&cfg.MaxPending, DefaultMaxPending)
 	defInt(&cfg.MaxSessions, DefaultMaxSessions)
 	defInt(&cfg.MaxSessionsPerPeer, DefaultMaxSessionsPerPeer)
+	defInt(&cfg.MaxSessionsPerAddr, DefaultMaxSessionsPerAddr)
 	defInt(&cfg.Burst, DefaultBurst)
 	defInt(&cfg.HandshakeBurst, DefaultHandshakeBurst)
 	defInt(&cfg.MaxNonces, DefaultMaxNonces)
@@ -188,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 		pending:  map[[session.SessionIDSize]byte]*pendingHandshake{},
 		sessions: map[[session.SessionIDSize]byte]*httpSession{},
 		perPeer:  map[cryptosuite.PeerID]int{},
+		perAddr:  map[netip.Prefix]int{},
 		journals: map[cryptosuite.PeerID]*journal{},
 
 		masterKeys: map[cryptosuite.PeerID][]byte{},
@@ -366,6 +376,7 @@ func (s *Server) dropPendingLocked(id [session.SessionIDSize]byte, p *pendingHan
 	p.resp.Abort()
 	delete(s.pending, id)
 	s.releasePeerLocked(p.peer)
+	s.releaseAddrLocked(p.addr)
 	s.met.handshakes.WithLabelValues(p.mode, outcome).Inc()
 }
 
@@ -373,6 +384,33 @@ func (s *Server) releasePeerLocked(id cryptosuite.PeerID) {
 	if s.perPeer[id]--; s.perPeer[id] <= 0 {
 		delete(s.perPeer, id)
 	}
+}
+
+func (s *Server) releaseAddrLocked(a netip.Prefix) {
+	if s.perAddr[a]--; s.perAddr[a] <= 0 {
+		delete(s.perAddr, a)
+	}
+}
+
+// addrFull reports whether address a holds its maximum of pending
+// handshakes and sessions.
+func (s *Server) addrFullLocked(a netip.Prefix) bool {
+	return s.cfg.MaxSessionsPerAddr > 0 && s.perAddr[a] >= s.cfg.MaxSessionsPerAddr
+}
+
+// addrKey is the unit per-address limits count by: an IPv4 address or an
+// IPv6 /64 (node's rule).
+func addrKey(r *http.Request) netip.Prefix {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	p, _ := ip.Prefix(64)
+	return p
 }
 
 // ServeHTTP serves the shim's API.
@@ -584,16 +622,22 @@ func (s *Server) handshakeInit(q *request) {
 		return
 	}
 	// Capacity first: nothing costly for a request that cannot be kept.
+	addr := addrKey(q.r)
 	s.mu.Lock()
-	if len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions {
+	if len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions || s.addrFullLocked(addr) {
 		s.mu.Unlock()
 		s.sweep(now)
 		s.mu.Lock()
 	}
 	full := len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions
+	addrFull := s.addrFullLocked(addr)
 	s.mu.Unlock()
 	if full {
 		failHS(newAPIError(codeBusy, "too many pending handshakes or sessions"))
+		return
+	}
+	if addrFull {
+		failHS(newAPIError(codeBusy, "too many pending handshakes and sessions from this address"))
 		return
 	}
 	var reserved *cryptosuite.PeerID
@@ -646,14 +690,15 @@ func (s *Server) handshakeInit(q *request) {
 	var sid [session.SessionIDSize]byte
 	copy(sid[:], reply.SessionID)
 	s.mu.Lock()
-	if s.closed || len(s.pending) >= s.cfg.MaxPending {
+	if s.closed || len(s.pending) >= s.cfg.MaxPending || s.addrFullLocked(addr) {
 		s.mu.Unlock()
 		resp.Abort()
 		release()
 		failHS(newAPIError(codeBusy, "too many pending handshakes"))
 		return
 	}
-	s.pending[sid] = &pendingHandshake{resp: resp, peer: resp.Peer().PeerID(), mode: mode, expires: expires}
+	s.perAddr[addr]++
+	s.pending[sid] = &pendingHandshake{resp: resp, peer: resp.Peer().PeerID(), addr: addr, mode: mode, expires: expires}
 	s.mu.Unlock()
 	writeJSON(q.w, http.StatusOK, out)
 }
@@ -696,6 +741,7 @@ func (s *Server) handshakeFinish(q *request) {
 			s.mu.Lock()
 			p.resp.Abort()
 			s.releasePeerLocked(p.peer)
+			s.releaseAddrLocked(p.addr)
 			s.mu.Unlock()
 			s.met.handshakes.WithLabelValues(p.mode, "expired").Inc()
 		}
@@ -706,6 +752,7 @@ func (s *Server) handshakeFinish(q *request) {
 	if err != nil {
 		s.mu.Lock()
 		s.releasePeerLocked(p.peer)
+		s.releaseAddrLocked(p.addr)
 		s.mu.Unlock()
 		e := handshakeError(err)
 		s.met.handshakes.WithLabelValues(p.mode, e.Code).Inc()
@@ -713,9 +760,11 @@ func (s *Server) handshakeFinish(q *request) {
 		return
 	}
 	hs := newHTTPSession(keys, now)
+	hs.addr = p.addr
 	s.mu.Lock()
 	if s.closed {
 		s.releasePeerLocked(p.peer)
+		s.releaseAddrLocked(p.addr)
 		s.mu.Unlock()
 		keys.Wipe()
 		q.fail(newAPIError(codeBusy, "the listener is stopping"))
@@ -726,6 +775,7 @@ func (s *Server) handshakeFinish(q *request) {
 		j, err = s.newJournal(hs.peerID, max(uint64(now.UnixMicro()), s.idFloor+1))
 		if err != nil {
 			s.releasePeerLocked(p.peer)
+			s.releaseAddrLocked(p.addr)
 			s.mu.Unlock()
 			keys.Wipe()
 			q.fail(newAPIError(codeBusy, "the listener is stopping"))
@@ -761,6 +811,7 @@ func (s *Server) endSession(hs *httpSession) {
 	}
 	delete(s.sessions, hs.id)
 	s.releasePeerLocked(hs.peerID)
+	s.releaseAddrLocked(hs.addr)
 	// The peer's journal outlives its last session by EventRetention,
 	// recording events for a session that resumes; the oldest idle one
 	// goes when more than MaxIdleJournals are idle.

@@ -2,6 +2,7 @@ package httpshim
 
 import (
 	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -18,7 +19,8 @@ type httpSession struct {
 	kex     cryptosuite.KEXID
 	aead    cryptosuite.AEADID
 	authKey [session.AuthKeySize]byte
-	journal *journal // set under Server.mu before the session is visible
+	journal *journal     // set under Server.mu before the session is visible
+	addr    netip.Prefix // the address it was begun from (Server.perAddr)
 
 	done     chan struct{} // closed when the session ends
 	doneOnce sync.Once

@@ -789,3 +789,23 @@ func TestMetrics(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// TestSessionsPerAddr: one client address holds at most
+// MaxSessionsPerAddr sessions and pending handshakes, whatever identities
+// it makes; one ending frees its slot.
+func TestSessionsPerAddr(t *testing.T) {
+	h := startHost(t, hostOpts{tune: func(c *Config) { c.MaxSessionsPerAddr = 2 }})
+	a := h.connect(t, nil)
+	h.connect(t, nil)
+	var ae *APIError
+	if err := h.client(t, nil).Handshake(tctx(t)); !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "busy" {
+		t.Fatalf("a third session from one address: %v, want 503 busy", err)
+	}
+	if err := a.Close(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	h.connect(t, nil)
+	if st := h.shim.Stats(); st.Sessions != 2 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
