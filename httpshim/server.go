@@ -44,6 +44,8 @@ const (
 	DefaultEventRetention     = 10 * time.Minute
 	DefaultMaxIdleJournals    = 256
 	DefaultOpTimeout          = 10 * time.Second
+	DefaultReadHeaderTimeout  = 5 * time.Second
+	DefaultReadTimeout        = 30 * time.Second
 
 	// MaxHandshakeBody bounds the body of init and finish.
 	MaxHandshakeBody = 8 << 10
@@ -96,6 +98,10 @@ type Config struct {
 	EventRetention  time.Duration
 	MaxIdleJournals int
 	OpTimeout       time.Duration // one Service call
+	// ReadHeaderTimeout and ReadTimeout are HTTPServer's: the time a
+	// client has to send a request's headers, and its whole request.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 
 	// Now defaults to time.Now; Logger to discarding.
 	Now    func() time.Time
@@ -165,6 +171,8 @@ func New(cfg Config) (*Server, error) {
 	def(&cfg.PingInterval, DefaultPingInterval)
 	def(&cfg.OpTimeout, DefaultOpTimeout)
 	def(&cfg.EventRetention, DefaultEventRetention)
+	def(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&cfg.ReadTimeout, DefaultReadTimeout)
 	defInt(&cfg.MaxIdleJournals, DefaultMaxIdleJournals)
 	defInt(&cfg.MaxPending, DefaultMaxPending)
 	defInt(&cfg.MaxSessions, DefaultMaxSessions)
@@ -180,7 +188,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HandshakeRate == 0 {
 		cfg.HandshakeRate = DefaultHandshakeRate
 	}
-	for _, d := range []time.Duration{cfg.PendingTTL, cfg.IdleTimeout, cfg.RequestSkew, cfg.MaxWait, cfg.PingInterval, cfg.OpTimeout} {
+	for _, d := range []time.Duration{cfg.PendingTTL, cfg.IdleTimeout, cfg.RequestSkew, cfg.MaxWait, cfg.PingInterval, cfg.OpTimeout,
+		cfg.ReadHeaderTimeout, cfg.ReadTimeout} {
 		if d < 0 {
 			return nil, errors.New("httpshim: durations must be positive")
 		}
@@ -285,8 +294,8 @@ func (s *Server) Close() error {
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.MaxWait + 30*time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    8 << 10,
