@@ -384,6 +384,11 @@ func helloReplyFromJSON(j *HelloReplyJSON) (*wire.HelloReply, error) {
 	return m, nil
 }
 
+// HelloToJSON returns a requestor's hello (session.Requestor.CreateHello)
+// as the body of POST /v1/handshake/init, for clients that run the
+// handshake's round trips themselves (Client.Handshake runs both).
+func HelloToJSON(m *wire.Hello) (*HelloJSON, error) { return helloToJSON(m) }
+
 // helloToJSON is the client's side of helloToWire.
 func helloToJSON(m *wire.Hello) (*HelloJSON, error) {
 	share, err := shareToJSON(cryptosuite.KEXID(m.KEX), m.Share)
