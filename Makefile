@@ -92,7 +92,7 @@ fuzz:
 
 # store/mongo's benchmarks start a FerretDB of their own (LANPEER_FERRETDB).
 bench: ferretdb
-	LANPEER_FERRETDB="$(FERRETDB)" $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./...
+	LANPEER_FERRETDB="$(FERRETDB)" $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "make: gofmt would change:" >&2; echo "$$out" >&2; exit 1; fi

@@ -53,7 +53,9 @@ func do(t *testing.T, c *http.Client, method, url, ctype string, body io.Reader)
 
 func recordURL(base string, p cryptosuite.PeerID) string { return base + "/v1/records/" + p.String() }
 
-func TestRegisterLookupRefresh(t *testing.T) {
+func TestRegisterLookupRefresh(t *testing.T) { forEachStore(t, testRegisterLookupRefresh) }
+
+func testRegisterLookupRefresh(t *testing.T, newEnv envMaker) {
 	e := newEnv(t, Config{})
 	ctx := context.Background()
 	id := ed25519Identity(t)
@@ -125,7 +127,9 @@ func TestRegisterRSA(t *testing.T) {
 	}
 }
 
-func TestExpiry(t *testing.T) {
+func TestExpiry(t *testing.T) { forEachStore(t, testExpiry) }
+
+func testExpiry(t *testing.T, newEnv envMaker) {
 	e := newEnv(t, Config{})
 	ctx := context.Background()
 	id := ed25519Identity(t)
@@ -160,7 +164,9 @@ func TestExpiry(t *testing.T) {
 	}
 }
 
-func TestForgedRegistration(t *testing.T) {
+func TestForgedRegistration(t *testing.T) { forEachStore(t, testForgedRegistration) }
+
+func testForgedRegistration(t *testing.T, newEnv envMaker) {
 	e := newEnv(t, Config{})
 	ctx := context.Background()
 	victim, attacker := ed25519Identity(t), ed25519Identity(t)

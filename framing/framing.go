@@ -170,3 +170,44 @@ func (fw *Writer) WriteFrame(p []byte) error {
 	}
 	return nil
 }
+
+// WriteFrames writes each of ps as one frame, all of them in a single
+// Write call: how a sender batches what is pending into one write of the
+// stream below. Each payload is checked as WriteFrame checks it and, if
+// one is refused, nothing is written. The caller bounds the total; the
+// Writer keeps a buffer of the largest batch it wrote.
+func (fw *Writer) WriteFrames(ps ...[]byte) error {
+	if fw.err != nil {
+		return fw.err
+	}
+	n := 0
+	for _, p := range ps {
+		if len(p) == 0 {
+			return ErrEmptyFrame
+		}
+		if uint64(len(p)) > uint64(fw.max) {
+			return &FrameTooLargeError{N: uint64(len(p)), Max: uint64(fw.max)}
+		}
+		n += HeaderSize + len(p)
+	}
+	if n == 0 {
+		return nil
+	}
+	if cap(fw.buf) < n {
+		fw.buf = make([]byte, max(n, 2*cap(fw.buf)))
+	}
+	b := fw.buf[:0]
+	for _, p := range ps {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(p)))
+		b = append(b, p...)
+	}
+	w, err := fw.w.Write(b)
+	if err == nil && w != n {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		fw.err = fmt.Errorf("framing: writing %d bytes of %d frames: %w", n, len(ps), err)
+		return fw.err
+	}
+	return nil
+}

@@ -104,7 +104,7 @@ func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *
 	c.log = log.With("peer", keys.Peer.PeerID().Short(), "remote", raw.RemoteAddr().String())
 	var err error
 	if keys.Role == session.RoleResponder {
-		c.mux, err = yamux.Server(raw, yamuxConfig(lim, c.log))
+		c.mux, err = yamux.Server(&muxConn{Conn: raw}, yamuxConfig(lim, c.log))
 	} else {
 		// The responder stated its limits in Ready; stay within them.
 		c.outCap = min(c.outCap, int(keys.PeerMaxStreams))
@@ -112,7 +112,7 @@ func newConn(raw net.Conn, keys *session.Keys, cfg *Config, lim *limits, stats *
 		// The responder sends control frames of up to the protocol's
 		// maximum, whatever this side would state.
 		c.frameIn = max(c.frameIn, framing.MaxControlFrame)
-		c.mux, err = yamux.Client(raw, yamuxConfig(lim, c.log))
+		c.mux, err = yamux.Client(&muxConn{Conn: raw}, yamuxConfig(lim, c.log))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("node: starting yamux: %w", err)

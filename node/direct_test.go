@@ -558,8 +558,11 @@ func TestDirectServerDraining(t *testing.T) {
 	served := make(chan struct{})
 	scfg := serverConfig(identity(t, "ed-s"))
 	scfg.DrainTimeout = hang
+	var servedOnce sync.Once
 	scfg.Handlers[kindEcho] = HandlerFunc(func(ctx context.Context, s *Stream) {
-		close(served)
+		// The probes below may open more echo streams before the GoAway
+		// lands; each is held like the first.
+		servedOnce.Do(func() { close(served) })
 		<-release // holds the drain open, as a slow handler would
 	})
 	srv := startServer(t, scfg)
@@ -584,8 +587,12 @@ func TestDirectServerDraining(t *testing.T) {
 		close(closed)
 	}()
 	waitFor(t, "the server's GoAway", func() bool {
-		_, err := conn.OpenStream(context.Background(), kindEcho)
-		return err != nil
+		probe, err := conn.OpenStream(context.Background(), kindEcho)
+		if err != nil {
+			return true
+		}
+		probe.Close()
+		return false
 	})
 	m, err := cp.msg.Attach(conn)
 	if err != nil {

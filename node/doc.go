@@ -82,6 +82,12 @@
 // The dialing side uses a [RoomClient] for the requests and a [Pushes]
 // handler for the notify streams.
 //
+// Several Services, in several processes, may share one store (one
+// database) and serve the same rooms: with ServiceConfig.PollInterval
+// each polls the store and pushes to its own members what the others
+// stored, each message once (poll.go says what propagates and what does
+// not).
+//
 // # Direct messages and rekey
 //
 // [Messaging] runs both on every session, as `lanpeer listen` and

@@ -27,6 +27,24 @@ type evilStore struct {
 	mu       sync.Mutex
 	commits  func([]store.Commit) []store.Commit
 	messages func([]store.Message) []store.Message
+	room     func(store.Room) store.Room
+}
+
+func (e *evilStore) lieRoom(f func(store.Room) store.Room) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.room = f
+}
+
+func (e *evilStore) GetRoom(ctx context.Context, id store.RoomID) (store.Room, error) {
+	r, err := e.Store.GetRoom(ctx, id)
+	e.mu.Lock()
+	f := e.room
+	e.mu.Unlock()
+	if err != nil || f == nil {
+		return r, err
+	}
+	return f(r), nil
 }
 
 func (e *evilStore) lieCommits(f func([]store.Commit) []store.Commit) {
@@ -260,5 +278,58 @@ func TestEvilHostStaleMessage(t *testing.T) {
 	}
 	if !bytes.Equal(before, b.marshal(t)) {
 		t.Fatal("a refused message changed bob's state")
+	}
+}
+
+// TestEvilHostHidesLatestCommit: the host drops the latest commit from
+// what it serves while its reply still reports the room's epoch. The
+// member's CatchUp applies the commits it got and refuses at fetch time,
+// before any message of the hidden epoch arrives; once the host serves
+// the commit, CatchUp reaches the head.
+func TestEvilHostHidesLatestCommit(t *testing.T) {
+	ev, a, b := evilRoom(t)
+	a.rotate(t)
+	a.rotate(t)
+	ev.lieCommits(func(cs []store.Commit) []store.Commit {
+		return slices.DeleteFunc(cs, func(c store.Commit) bool { return c.Epoch == 4 })
+	})
+	n, err := b.rc.CatchUp(tctx(t), b.st)
+	if !errors.Is(err, room.ErrCommitGap) {
+		t.Fatalf("catching up past a hidden commit: %v, want %v", err, room.ErrCommitGap)
+	}
+	if epoch, _ := b.st.Head(); n != 1 || epoch != 3 {
+		t.Fatalf("bob applied %d commits up to epoch %d, want 1 up to epoch 3", n, epoch)
+	}
+	// Hiding every commit after the member's head is caught the same way.
+	ev.lieCommits(func([]store.Commit) []store.Commit { return nil })
+	if _, err := b.rc.CatchUp(tctx(t), b.st); !errors.Is(err, room.ErrCommitGap) {
+		t.Fatalf("catching up with no commit served: %v, want %v", err, room.ErrCommitGap)
+	}
+	ev.lieCommits(nil)
+	if n, err := b.rc.CatchUp(tctx(t), b.st); err != nil || n != 1 {
+		t.Fatalf("catching up from an honest host: %d commits, %v", n, err)
+	}
+	if epoch, _ := b.st.Head(); epoch != 4 {
+		t.Fatalf("bob's head is epoch %d, want 4", epoch)
+	}
+}
+
+// TestEvilHostReportsOldEpoch: the host reports an epoch below the one
+// the member verified (a rollback of the room's record). CatchUp refuses
+// it and the member's state stays as it was.
+func TestEvilHostReportsOldEpoch(t *testing.T) {
+	ev, a, b := evilRoom(t)
+	a.rotate(t)
+	b.catchUp(t)
+	ev.lieRoom(func(r store.Room) store.Room {
+		r.Epoch = 2
+		return r
+	})
+	before := b.marshal(t)
+	if _, err := b.rc.CatchUp(tctx(t), b.st); !errors.Is(err, room.ErrRollback) {
+		t.Fatalf("catching up with a host reporting epoch 2: %v, want %v", err, room.ErrRollback)
+	}
+	if !bytes.Equal(before, b.marshal(t)) {
+		t.Fatal("the refusal changed bob's state")
 	}
 }

@@ -321,6 +321,51 @@ func (rc *RoomClient) FetchCommits(ctx context.Context, id store.RoomID, after u
 	return r.Commits, r.Epoch, nil
 }
 
+// maxCatchUpPages bounds CatchUp's fetches: each page holds up to
+// wire.MaxListLimit commits.
+const maxCatchUpPages = 1024
+
+// CatchUp brings st up to date with the host: it fetches the commits after
+// st's verified head, page by page, and applies each (st verifies them:
+// room's typed errors for a forged, dropped, rolled-back or forked
+// commit). It also checks the host's own report of the room's epoch
+// against the commits it served, so a host that hides the latest commit is
+// caught when it serves the commits, not only when a message of the hidden
+// epoch arrives: a reported epoch past the last commit served, with no
+// more to fetch, matches room.ErrCommitGap; a reported epoch below st's
+// verified head matches room.ErrRollback. It returns the number of commits
+// applied, those before an error included (each of them verified).
+func (rc *RoomClient) CatchUp(ctx context.Context, st *room.MemberState) (int, error) {
+	id := store.RoomID(st.Room())
+	applied := 0
+	for range maxCatchUpPages {
+		head, _ := st.Head()
+		commits, reported, err := rc.FetchCommits(ctx, id, head, wire.MaxListLimit)
+		if err != nil {
+			return applied, err
+		}
+		if reported < head {
+			return applied, fmt.Errorf("%w: the host reports epoch %d for room %s, and this member verified epoch %d",
+				room.ErrRollback, reported, id, head)
+		}
+		for _, b := range commits {
+			if err := st.ApplyCommit(b); err != nil {
+				return applied, err
+			}
+			applied++
+		}
+		now, _ := st.Head()
+		if now >= reported {
+			return applied, nil
+		}
+		if len(commits) == 0 {
+			return applied, fmt.Errorf("%w: the host reports epoch %d for room %s and serves no commit after epoch %d",
+				room.ErrCommitGap, reported, id, now)
+		}
+	}
+	return applied, fmt.Errorf("node: room %s has more than %d pages of commits", id, maxCatchUpPages)
+}
+
 // FetchKeyPackage returns the key package with hash (a message's signer's,
 // room.MessageSigner), to verify with room.VerifyStoredKeyPackage.
 func (rc *RoomClient) FetchKeyPackage(ctx context.Context, hash [32]byte) ([]byte, error) {

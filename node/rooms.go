@@ -74,7 +74,7 @@ func (s *Service) handle(ctx context.Context, caller *cryptosuite.PublicKey, m w
 	reply, err := s.dispatch(ctx, caller, m)
 	if err != nil {
 		re := roomErrorFor(err)
-		if re.Reason == wire.ReasonInternal {
+		if re.Reason == wire.ReasonInternal || re.Reason == wire.ReasonUnavailable {
 			s.log.Warn("room request failed", "type", m.Type(), "peer", caller.PeerID().Short(), "err", err)
 		} else {
 			s.log.Debug("room request refused", "type", m.Type(), "peer", caller.PeerID().Short(), "err", err)
@@ -262,6 +262,7 @@ var reasonErrors = []struct {
 	{room.ErrTooManyMembers, wire.ReasonTooManyMembers},
 	{store.ErrTooLarge, wire.ReasonTooLarge},
 	{store.ErrFull, wire.ReasonFull},
+	{store.ErrUnavailable, wire.ReasonUnavailable},
 	{room.ErrBadRequest, wire.ReasonInvalid},
 	{room.ErrMalformed, wire.ReasonInvalid},
 	{room.ErrBadCommit, wire.ReasonInvalid},

@@ -54,6 +54,12 @@ type ServiceConfig struct {
 	// RequestTimeout bounds how long a request stream may take to deliver
 	// its request, and the reply's write (default DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// PollInterval, above zero, makes the Service poll the store this
+	// often for what other processes sharing it stored, and push that to
+	// its own subscribers (node/poll.go; MinPollInterval to
+	// MaxPollInterval). Zero, the default, polls nothing: right for a
+	// store no other process writes, such as store/memory.
+	PollInterval time.Duration
 }
 
 // Service is the one place where the room operations happen, whatever
@@ -77,7 +83,10 @@ type ServiceConfig struct {
 // counted lost.
 //
 // The member sets pushes go to are cached per room and refreshed on this
-// Service's own commits, leaves and deletes: one Service per store.
+// Service's own commits, leaves and deletes. Several Services (in several
+// processes) may share one store when each polls it (PollInterval): each
+// then also pushes what the others stored, and refreshes its member sets
+// on the commits it finds.
 //
 // A Service is safe for concurrent use. Close stops its push goroutines.
 type Service struct {
@@ -97,6 +106,8 @@ type Service struct {
 	closed  bool
 	subs    map[cryptosuite.PeerID]map[*Subscription]struct{}
 	members map[store.RoomID][]cryptosuite.PeerID // push targets: members that have not left
+
+	poll *poller // nil unless ServiceConfig.PollInterval is set
 }
 
 // NewService returns a Service over cfg.Store.
@@ -114,6 +125,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	switch {
 	case s.pushQueue < 0 || s.pushTimeout < 0 || s.requestTimeout < 0:
 		return nil, configErr("service queue and timeouts must be positive")
+	case cfg.PollInterval != 0 && (cfg.PollInterval < MinPollInterval || cfg.PollInterval > MaxPollInterval):
+		return nil, configErr("poll interval %v: want 0 (off) or %v to %v", cfg.PollInterval, MinPollInterval, MaxPollInterval)
 	case s.pushQueue == 0:
 		s.pushQueue = DefaultPushQueue
 	}
@@ -131,6 +144,11 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	s.log = s.log.With("component", "rooms")
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.PollInterval > 0 {
+		s.poll = newPoller(s, cfg.PollInterval)
+		s.wg.Add(1)
+		go s.poll.run()
+	}
 	return s, nil
 }
 
@@ -257,6 +275,10 @@ type Push struct {
 	Peer cryptosuite.PeerID
 	// Lost counts the pushes dropped before this one (PushLost).
 	Lost uint64
+
+	// frame is the push's wire encoding, made once for every member it
+	// goes to (nil: encode it when it is written).
+	frame []byte
 }
 
 // Subscription receives the pushes for one peer's rooms. Make one with
@@ -265,18 +287,27 @@ type Push struct {
 type Subscription struct {
 	svc  *Service
 	peer cryptosuite.PeerID
-	ch   chan Push
+	ch   chan *Push    // shared with the other subscribers: read only
 	wake chan struct{} // signalled when a push is dropped
 	lost atomic.Uint64
 	done chan struct{}
 	once sync.Once
+
+	// start, if set, starts the session's push loop; deliver calls it
+	// once, under the Service's lock.
+	start func()
+
+	// pending is a push nextBatch took that did not fit its batch; the
+	// next call returns it first. Only the reader touches it.
+	pending    Push
+	hasPending bool
 }
 
 // Subscribe registers a subscription for peer's pushes. Close it when
 // done.
 func (s *Service) Subscribe(peer cryptosuite.PeerID) (*Subscription, error) {
 	sub := &Subscription{
-		svc: s, peer: peer, ch: make(chan Push, s.pushQueue),
+		svc: s, peer: peer, ch: make(chan *Push, s.pushQueue),
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	s.mu.Lock()
@@ -290,6 +321,9 @@ func (s *Service) Subscribe(peer cryptosuite.PeerID) (*Subscription, error) {
 		s.subs[peer] = set
 	}
 	set[sub] = struct{}{}
+	if s.poll != nil && len(set) == 1 {
+		s.poll.nudge() // a new peer: poll its rooms
+	}
 	return sub, nil
 }
 
@@ -328,9 +362,14 @@ func (sub *Subscription) next(stop <-chan struct{}) (Push, error) {
 		if n := sub.lost.Swap(0); n > 0 {
 			return Push{Kind: PushLost, Lost: n}, nil
 		}
+		if sub.hasPending {
+			p := sub.pending
+			sub.pending, sub.hasPending = Push{}, false
+			return p, nil
+		}
 		select {
 		case p := <-sub.ch:
-			return p, nil
+			return *p, nil
 		case <-sub.wake:
 		case <-stop:
 			return Push{}, ErrClosed
@@ -341,7 +380,14 @@ func (sub *Subscription) next(stop <-chan struct{}) (Push, error) {
 }
 
 // deliver queues p without blocking, or counts it lost.
-func (sub *Subscription) deliver(p Push) {
+// The caller holds the Service's lock.
+func (sub *Subscription) deliver(p *Push) {
+	if start := sub.start; start != nil {
+		sub.start = nil
+		if !sub.svc.closed {
+			start()
+		}
+	}
 	select {
 	case sub.ch <- p:
 	default:
@@ -357,8 +403,18 @@ func (sub *Subscription) markLost(n uint64) {
 	}
 }
 
-// publish delivers p to every subscription of peers.
+// publish delivers p to every subscription of peers, its frame encoded
+// once for all of them.
 func (s *Service) publish(p Push, peers []cryptosuite.PeerID) {
+	if b, err := wire.Encode(pushToWire(p)); err == nil {
+		p.frame = b
+	}
+	s.fanOut(&p, peers)
+}
+
+// fanOut queues p, shared as it is, for every subscription of peers: each
+// queue holds a pointer to it, which nobody writes through.
+func (s *Service) fanOut(p *Push, peers []cryptosuite.PeerID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, peer := range peers {
@@ -414,8 +470,16 @@ func (s *Service) OnSession(c *Conn) {
 	if err != nil {
 		return
 	}
-	s.wg.Add(1)
-	go s.pushLoop(c, sub)
+	// The push loop starts with the first push (deliver), so that an idle
+	// session holds no goroutine for it; the subscription ends with the
+	// session either way.
+	s.mu.Lock()
+	sub.start = func() {
+		s.wg.Add(1)
+		go s.pushLoop(c, sub)
+	}
+	s.mu.Unlock()
+	context.AfterFunc(c.ctx, sub.Close)
 }
 
 // pushLoop writes sub's pushes to c's notify stream until c ends or the
@@ -446,15 +510,16 @@ func (s *Service) pushLoop(c *Conn, sub *Subscription) {
 		mu.Unlock()
 	})
 	defer stop()
+	var batch [][]byte
 	for {
-		p, err := sub.next(c.Done())
+		var n int
+		var err error
+		batch, n, err = sub.nextBatch(c.Done(), batch[:0])
 		if err != nil {
 			return
 		}
-		b, err := wire.Encode(pushToWire(p))
-		if err != nil {
-			s.log.Error("encoding a push", "err", err)
-			continue
+		if len(batch) == 0 {
+			continue // nothing that could be encoded
 		}
 		mu.Lock()
 		cur := st
@@ -468,7 +533,7 @@ func (s *Service) pushLoop(c *Conn, sub *Subscription) {
 					return
 				}
 				s.log.Debug("opening a notify stream", "peer", c.Peer().Short(), "err", err)
-				sub.markLost(1)
+				sub.markLost(uint64(n))
 				continue
 			}
 			setStream(cur)
@@ -480,10 +545,57 @@ func (s *Service) pushLoop(c *Conn, sub *Subscription) {
 		if s.ctx.Err() != nil {
 			return // the AfterFunc may have run before the deadline was set
 		}
-		if err := cur.WriteFrame(b); err != nil {
+		if err := cur.WriteFrames(batch...); err != nil {
 			s.log.Debug("push failed", "peer", c.Peer().Short(), "err", err)
 			setStream(nil)
-			sub.markLost(1)
+			sub.markLost(uint64(n))
+		}
+		clear(batch) // the frames are shared: keep none alive
+	}
+}
+
+// Batches: the pushes waiting for a subscriber go out in one write of at
+// most maxBatchBytes (and one push, however large).
+const (
+	maxBatchPushes = 64
+	maxBatchBytes  = 32 << 10
+)
+
+// nextBatch waits for the next push as next does, then takes the pushes
+// already waiting after it (without waiting) while they fit a batch, and
+// appends their frames to batch. n counts the pushes taken: a push that
+// cannot be encoded is logged and dropped.
+func (sub *Subscription) nextBatch(stop <-chan struct{}, batch [][]byte) (_ [][]byte, n int, err error) {
+	p, err := sub.next(stop)
+	if err != nil {
+		return batch, 0, err
+	}
+	size := 0
+	for {
+		n++
+		b := p.frame
+		if b == nil {
+			if b, err = wire.Encode(pushToWire(p)); err != nil {
+				sub.svc.log.Error("encoding a push", "err", err)
+			}
+		}
+		if b != nil {
+			batch = append(batch, b)
+			size += len(b)
+		}
+		if len(batch) >= maxBatchPushes || size >= maxBatchBytes || sub.lost.Load() > 0 {
+			return batch, n, nil // a PushLost goes first, in a batch of its own
+		}
+		select {
+		case q := <-sub.ch:
+			p = *q
+			if size+len(p.frame) > maxBatchBytes {
+				// Too large to join this batch: it heads the next.
+				sub.pending, sub.hasPending = p, true
+				return batch, n, nil
+			}
+		default:
+			return batch, n, nil
 		}
 	}
 }
@@ -531,7 +643,9 @@ func (s *Service) CreateRoom(ctx context.Context, caller *cryptosuite.PublicKey,
 	}
 	id := store.RoomID(c.Room)
 	s.forget(id)
-	s.publish(Push{Kind: PushMembership, Room: id, Epoch: c.Epoch, Event: EventCreate}, commitPeers(c))
+	if s.poll == nil || s.poll.claimEpoch(id, c.Epoch) {
+		s.publish(Push{Kind: PushMembership, Room: id, Epoch: c.Epoch, Event: EventCreate}, commitPeers(c))
+	}
 	return id, nil
 }
 
@@ -553,7 +667,9 @@ func (s *Service) UploadWrappedKey(ctx context.Context, caller *cryptosuite.Publ
 	if err != nil {
 		return err
 	}
-	s.publish(Push{Kind: PushKeySync, Room: id, Epoch: w.Epoch}, []cryptosuite.PeerID{w.Member})
+	if s.poll == nil || s.poll.claimKey(keyRef{id, w.Epoch, w.Member}) {
+		s.publish(Push{Kind: PushKeySync, Room: id, Epoch: w.Epoch}, []cryptosuite.PeerID{w.Member})
+	}
 	return nil
 }
 
@@ -610,6 +726,9 @@ func (s *Service) Commit(ctx context.Context, caller *cryptosuite.PublicKey, id 
 		return res.Commit.Epoch, nil
 	}
 	s.forget(id)
+	if s.poll != nil && !s.poll.claimEpoch(id, res.Commit.Epoch) {
+		return res.Commit.Epoch, nil // the poller found it first and pushed it
+	}
 	peers := commitPeers(res.Commit)
 	for _, m := range res.Previous {
 		if !containsPeer(peers, m.Peer) {
@@ -658,6 +777,9 @@ func (s *Service) Delete(ctx context.Context, caller *cryptosuite.PublicKey, id 
 		return err
 	}
 	s.forget(id)
+	if s.poll != nil && !s.poll.claimDelete(id) {
+		return nil // the poller found it gone first and pushed it
+	}
 	peers := make([]cryptosuite.PeerID, len(members))
 	for i, m := range members {
 		peers[i] = m.Peer
@@ -679,7 +801,9 @@ func (s *Service) Send(ctx context.Context, caller *cryptosuite.PublicKey, id st
 		return StoredMessage{}, err
 	}
 	sm := StoredMessage{Seq: m.Seq, Stored: m.Stored, Blob: m.Blob}
-	s.publish(Push{Kind: PushMessage, Room: id, Message: sm}, s.targets(ctx, id))
+	if s.poll == nil || s.poll.claimMessage(id, sm.Seq) {
+		s.publish(Push{Kind: PushMessage, Room: id, Message: sm}, s.targets(ctx, id))
+	}
 	return sm, nil
 }
 

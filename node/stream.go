@@ -145,6 +145,13 @@ func (s *Stream) ReadFrame() ([]byte, error) {
 // is written.
 func (s *Stream) WriteFrame(p []byte) error { return s.w.WriteFrame(p) }
 
+// WriteFrames writes each of ps as one frame, all in one write of the
+// stream (one yamux frame, one TLS record when they fit): how pending
+// pushes go out together. A payload longer than the maximum the other
+// side accepts is refused with a *framing.FrameTooLargeError and nothing
+// is written; the caller bounds the total.
+func (s *Stream) WriteFrames(ps ...[]byte) error { return s.w.WriteFrames(ps...) }
+
 // Fail sends the other side an Error with code's fixed text and closes
 // the stream: how a handler refuses a request. The other side's
 // ReadFrame returns a *StreamError with the code.

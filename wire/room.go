@@ -1302,6 +1302,7 @@ const (
 	ReasonTooLarge          RoomReason = 20
 	ReasonFull              RoomReason = 21
 	ReasonInternal          RoomReason = 22
+	ReasonUnavailable       RoomReason = 23 // the host's store cannot be reached; retry later
 )
 
 var roomReasons = []struct {
@@ -1331,10 +1332,11 @@ var roomReasons = []struct {
 	{ReasonTooLarge, CodeTooLarge, "too-large", "too large"},
 	{ReasonFull, CodeBusy, "full", "the host is full"},
 	{ReasonInternal, CodeInternal, "internal", "internal error"},
+	{ReasonUnavailable, CodeBusy, "unavailable", "the host's store is unavailable: try again later"},
 }
 
 // MaxRoomReason is the largest reason this version defines.
-const MaxRoomReason = ReasonInternal
+const MaxRoomReason = ReasonUnavailable
 
 // String returns the reason's stable name ("stale-epoch"), or
 // RoomReason(N) for a reason this version does not define.

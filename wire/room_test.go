@@ -311,7 +311,7 @@ func TestRoomReasons(t *testing.T) {
 			t.Fatalf("NewRoomError(%v): %v", r, err)
 		}
 	}
-	if r := wire.MaxRoomReason + 1; r.String() != "RoomReason(23)" || r.Code() != wire.CodeProtocol || r.Text() != "unknown reason" {
+	if r := wire.MaxRoomReason + 1; r.String() != "RoomReason(24)" || r.Code() != wire.CodeProtocol || r.Text() != "unknown reason" {
 		t.Fatalf("unknown reason: %v %v %q", r, r.Code(), r.Text())
 	}
 	m, err := wire.Decode(mustEncode(t, &wire.RoomError{Code: 999, Reason: 999, Message: "from the future"}))

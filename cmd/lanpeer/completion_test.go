@@ -15,7 +15,7 @@ func TestCompletionCandidates(t *testing.T) {
 		line string // words typed; the scripts add the current word only if it starts with '-'
 		want string
 	}{
-		{"", "init id listen dial peers directory completion help"},
+		{"", "init id listen dial peers directory bench completion help"},
 		{"init", ""},
 		{"init -", "--home --key --force --help -h"},
 		{"dial --kex", "x25519 p256 x25519-mlkem768 rsa"},
@@ -31,7 +31,7 @@ func TestCompletionCandidates(t *testing.T) {
 		{"id -", "--home --create --key --help -h"},
 		{"completion", "bash fish zsh"},
 		{"completion bash", ""},
-		{"help", "init id listen dial peers directory completion help"},
+		{"help", "init id listen dial peers directory bench completion help"},
 		{"help init", ""},
 		{"-", "--help -h"},
 	} {
@@ -78,7 +78,7 @@ func shellComplete(t *testing.T, shell, script, line string) string {
 }
 
 var shellCases = []struct{ line, want string }{
-	{"lanpeer ", "completion dial directory help id init listen peers"},
+	{"lanpeer ", "bench completion dial directory help id init listen peers"},
 	{"lanpeer i", "id init"},
 	{"lanpeer init --", "--force --help --home --key"},
 	{"lanpeer init --key ", "ed25519 rsa-2048 rsa-3072 rsa-4096"},
@@ -170,7 +170,7 @@ CURRENT=${#words}
 _lanpeer
 print -l -- $got`
 	for _, c := range []struct{ line, want string }{
-		{"lanpeer ", "completion dial directory help id init listen peers"},
+		{"lanpeer ", "bench completion dial directory help id init listen peers"},
 		{"lanpeer init --", "--force --help --home --key -h"}, // zsh would drop -h
 		{"lanpeer init --key ", "ed25519 rsa-2048 rsa-3072 rsa-4096"},
 		{"lanpeer id --home ", "FILES"},

@@ -60,9 +60,12 @@ func dialCommand() *cli.Command {
 			"              the rooms TARGET hosts (end-to-end encrypted; see 'lanpeer dial TARGET room --help')\n" +
 			"   send ROOM TEXT   send TEXT to a room; prints its sequence number\n" +
 			"   read [--after N] [--limit N] [--follow] ROOM   print a room's messages: SEQ SENDER TEXT lines\n" +
-			"   (none)     an interactive session: each line typed is sent as a direct message, and what the\n" +
-			"              listener's operator sends (@PEERID TEXT) is printed as it arrives, one line each, as\n" +
-			"              'lanpeer listen' prints messages (--json: JSON lines). End of input or /quit ends it.\n" +
+			"   (none)     a chat, line by line: /join ROOM, then each line typed goes to the room and its messages\n" +
+			"              are printed as they arrive (SEQ SENDER TEXT, verified); /help lists the commands (/rooms,\n" +
+			"              /join, /create, /invite, /remove, /rotate, /info, /leave, /history, /msg, /quit). Before\n" +
+			"              a room is joined, each line is a direct message to TARGET; what its operator sends\n" +
+			"              (@PEERID TEXT) is printed as 'lanpeer listen' prints messages (--json: JSON lines).\n" +
+			"              End of input or /quit ends it.\n" +
 			"\n" +
 			"--kex chooses the key agreement: x25519 (the default), p256, x25519-mlkem768 (hybrid, post-quantum),\n" +
 			"or rsa, where the listener chooses the session key and sends it encrypted to this peer's RSA key.\n" +
@@ -128,7 +131,7 @@ func dialAction(c *cli.Context) error {
 	}
 	d := &dialer{c: c, p: p, target: target, kex: kex, stdin: c.App.Reader}
 	if len(tail) == 0 {
-		return d.interactive(c)
+		return d.chat(c)
 	}
 	d.literal = len(tail) > 1 && tail[1] == "--"
 	return d.runCommand(c, tail)
@@ -224,52 +227,6 @@ func readText(r io.Reader) (string, error) {
 		return "", fmt.Errorf("standard input: %s", strings.TrimPrefix(err.Error(), "session: "))
 	}
 	return text, nil
-}
-
-// interactive sends each line of standard input and prints what the
-// listener sends, until the end of input, /quit, or the session's end.
-func (d *dialer) interactive(c *cli.Context) error {
-	s, err := d.connect(c.Context, d.p.print.message)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	keys := s.conn.Keys()
-	d.p.notef("connected to %s at %s (%s, %s); type a line to send it, %s or end of input to leave",
-		s.peer(), s.conn.RemoteAddr(), keys.KEX.CLIName, keys.AEAD.Name, quitCommand)
-	done := make(chan struct{})
-	defer close(done)
-	lines := readLines(d.stdin, session.MaxDirectTextSize, done)
-	for {
-		select {
-		case in, ok := <-lines:
-			switch {
-			case !ok || in.text == quitCommand:
-				return s.finish(c.Context)
-			case errors.Is(in.err, errLineTooLong):
-				d.p.notef("not sent: a message is at most %d bytes", session.MaxDirectTextSize)
-				continue
-			case in.err != nil:
-				return fmt.Errorf("reading standard input: %w", in.err)
-			case in.text == "":
-				continue
-			}
-			sctx, cancel := context.WithTimeout(c.Context, sendTimeout)
-			err := s.m.Send(sctx, in.text)
-			cancel()
-			if errors.Is(err, session.ErrDirectText) {
-				d.p.notef("not sent: %s", strings.TrimPrefix(err.Error(), "session: "))
-				continue
-			}
-			if err != nil {
-				return s.failed(fmt.Errorf("sending to %s: %w", s.peer(), err))
-			}
-		case <-s.conn.Done():
-			return s.failed(nil)
-		case <-c.Context.Done():
-			return c.Context.Err()
-		}
-	}
 }
 
 // dialSession is an open session of `lanpeer dial`.

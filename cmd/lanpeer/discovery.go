@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -73,8 +72,11 @@ func discoveryConfig(c *cli.Context, log *slog.Logger) (discovery.Config, error)
 
 // checkDirectoryURL checks a --directory URL's form.
 func checkDirectoryURL(u string) error {
-	if u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return usagef("--directory %q: want http://HOST:PORT or https://HOST:PORT (where 'lanpeer directory' serves)", u)
+	if u == "" {
+		return nil
+	}
+	if _, _, err := directory.ParseURL(u); err != nil {
+		return usagef("--directory: %s (where 'lanpeer directory' serves)", strings.TrimPrefix(err.Error(), "directory: "))
 	}
 	return nil
 }
@@ -177,7 +179,12 @@ func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr, 
 				p.notef("registering %s, an address of this machine only: peers elsewhere cannot dial it; listen with --tcp :PORT or --tcp PUBLIC-ADDRESS:PORT (--http likewise)", a)
 			}
 		}
-		r := &registrar{dc: &directory.Client{BaseURL: u, HTTPClient: directoryHTTP()}, id: id, addrs: addrs,
+		dc, err := directoryClient(u)
+		if err != nil {
+			f.stop()
+			return nil, err
+		}
+		r := &registrar{dc: dc, id: id, addrs: addrs,
 			note: p.notef, ttl: registerTTL, refresh: registerRefresh, retry: registerRetry}
 		f.wg.Add(1)
 		go func() {
@@ -299,8 +306,15 @@ func registerAddrs(tcp netip.AddrPort, flag string) ([]string, error) {
 	return out, nil
 }
 
-// directoryHTTP is the HTTP client of directory requests.
-func directoryHTTP() *http.Client { return &http.Client{Timeout: directoryTimeout} }
+// directoryClient is the client of a --directory URL that checkDirectoryURL
+// accepted (an https://PEERID@HOST:PORT URL pins the directory's key).
+func directoryClient(u string) (*directory.Client, error) {
+	dc, err := directory.NewClient(u, directoryTimeout)
+	if err != nil {
+		return nil, usagef("--directory: %s", strings.TrimPrefix(err.Error(), "directory: "))
+	}
+	return dc, nil
+}
 
 // registrar keeps a listener's record registered with a directory.
 type registrar struct {

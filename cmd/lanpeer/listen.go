@@ -197,6 +197,12 @@ func listenCommand() *cli.Command {
 			"is HTTPS);\n" +
 			"a failed registration is noted on standard error and retried, and the listener goes on.\n" +
 			"\n" +
+			"The rooms it hosts live in its memory (--store memory, the default: lost when it stops; it says so\n" +
+			"at start) or in MongoDB (--store mongodb://HOST[:PORT]/DB: kept across restarts; a send is\n" +
+			"acknowledged once it is stored). Several listeners may share one --home and one database and serve\n" +
+			"the same rooms: each polls the database every --poll-interval for what the others stored and\n" +
+			"pushes it to the members connected to it.\n" +
+			"\n" +
 			"Serves until SIGINT or SIGTERM, then stops accepting, lets sessions finish for up to --drain-timeout\n" +
 			"and exits 0. The limits below refuse what exceeds them, one connection or stream at a time; a value\n" +
 			"of 0 means the default.",
@@ -230,6 +236,9 @@ func listenAction(c *cli.Context) error {
 		return err
 	}
 	defer closeRooms()
+	if c.String("store") == "memory" {
+		p.notef("--store memory: the rooms hosted here live in this process's memory and are lost when it stops (--store mongodb://HOST/DB keeps them)")
+	}
 	id, err := p.identity(c)
 	if err != nil {
 		return err

@@ -214,7 +214,7 @@ func TestListenReplies(t *testing.T) {
 	l, addr, _ := startListen(t, lhome)
 	ahome, aid := fixtureHome(t, "ed25519")
 	a := start(t, "dial", "--home", ahome, lid+"@"+addr)
-	waitMatch(t, a.stderr, "lanpeer: connected to "+lid+` at 127\.0\.0\.1:\d+ \(x25519, [^)]+\); type a line to send it, /quit or end of input to leave\n`)
+	waitMatch(t, a.stderr, "lanpeer: connected to "+lid+` at 127\.0\.0\.1:\d+ \(x25519, [^)]+\); /help lists the commands; a line is a direct message to [0-9a-f]{12} until you /join a room; /quit or end of input ends the chat\n`)
 	a.typeLine(t, "hi from a")
 	waitMatch(t, l.stdout, aid+" hi from a\n")
 

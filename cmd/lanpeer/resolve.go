@@ -70,7 +70,10 @@ func (d *dialer) resolve(ctx context.Context) error {
 		tried = append(tried, err.Error())
 	}
 	if u := c.String("directory"); u != "" {
-		dc := &directory.Client{BaseURL: u, HTTPClient: directoryHTTP()}
+		dc, err := directoryClient(u)
+		if err != nil {
+			return err
+		}
 		defer dc.HTTPClient.CloseIdleConnections()
 		rec, err := dc.Lookup(ctx, id)
 		switch {

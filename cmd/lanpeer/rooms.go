@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +45,8 @@ func storeFlags() []cli.Flag {
 			Usage: "where the hosted rooms are kept: `memory` (lost when listen stops) or a MongoDB URI, mongodb://HOST[:PORT]/DB (kept; every message until its room is deleted)"},
 		&cli.IntFlag{Name: "history", Value: memory.DefaultHistoryPerRoom,
 			Usage: "with --store memory, keep the newest `N` messages of each room; older ones are dropped"},
+		&cli.DurationFlag{Name: "poll-interval", Value: node.DefaultPollInterval,
+			Usage: "with a MongoDB store, look this often (`D`uration) for what other lanpeer processes sharing the database stored, and push it to the members connected here; 0: never (this process is the database's only one)"},
 	}
 }
 
@@ -51,8 +55,13 @@ func storeFlags() []cli.Flag {
 // and its store.
 func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close func(), err error) {
 	var st store.Store
+	poll := c.Duration("poll-interval")
 	switch where := c.String("store"); {
 	case where == "memory":
+		if c.IsSet("poll-interval") {
+			return nil, nil, usagef("--poll-interval applies to a MongoDB store only: a memory store is never shared")
+		}
+		poll = 0
 		if c.Int("history") < 1 {
 			return nil, nil, usagef("--history %d: want at least 1", c.Int("history"))
 		}
@@ -62,6 +71,9 @@ func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close fun
 	case strings.HasPrefix(where, "mongodb://") || strings.HasPrefix(where, "mongodb+srv://"):
 		if c.IsSet("history") {
 			return nil, nil, usagef("--history applies to --store memory only: a MongoDB store keeps every message until its room is deleted")
+		}
+		if poll != 0 && (poll < node.MinPollInterval || poll > node.MaxPollInterval) {
+			return nil, nil, usagef("--poll-interval %v: want 0 (off) or %v to %v", poll, node.MinPollInterval, node.MaxPollInterval)
 		}
 		st, err = mongo.Open(c.Context, where, mongo.Options{})
 		if errors.Is(err, mongo.ErrBadOptions) {
@@ -73,7 +85,7 @@ func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close fun
 	default:
 		return nil, nil, usagef("--store %q: want memory or a MongoDB URI (mongodb://HOST[:PORT]/DB)", where)
 	}
-	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log}); err != nil {
+	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log, PollInterval: poll}); err != nil {
 		st.Close()
 		return nil, nil, err
 	}
@@ -105,13 +117,16 @@ type roomSession struct {
 	home    *roomHome
 	secrets *room.KeyPackageSecrets
 	kps     map[[room.HashSize]byte]*room.KeyPackage // verified key packages of senders
+	// held are the pushes awaitKey took while it waited, for the chat to
+	// handle after (at most node.DefaultPushBuffer, else one PushLost).
+	held []node.Push
 }
 
 func (s *roomSession) host() cryptosuite.PeerID { return s.conn.Peer() }
 
-// connectRooms dials the target, with a handler for pushes, and publishes
-// this peer's key package.
-func (d *dialer) connectRooms(ctx context.Context) (*roomSession, error) {
+// connectRooms dials the target, with a handler for pushes (and handlers,
+// if any, for other streams), and publishes this peer's key package.
+func (d *dialer) connectRooms(ctx context.Context, handlers map[node.StreamKind]node.Handler) (*roomSession, error) {
 	if err := d.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -128,13 +143,17 @@ func (d *dialer) connectRooms(ctx context.Context) (*roomSession, error) {
 	if s.secrets, err = s.home.currentSecrets(id, time.Now()); err != nil {
 		return nil, err
 	}
+	hs := map[node.StreamKind]node.Handler{node.KindNotify: s.pushes}
+	for k, h := range handlers {
+		hs[k] = h
+	}
 	cfg := &node.Config{
 		Identity:         id,
 		KEX:              d.kex.ID,
 		AllowRSA:         d.c.Bool("allow-rsa"),
 		Trust:            kp,
 		Insecure:         !d.c.Bool("tls"),
-		Handlers:         map[node.StreamKind]node.Handler{node.KindNotify: s.pushes},
+		Handlers:         hs,
 		Logger:           d.p.log,
 		HandshakeTimeout: d.c.Duration("handshake-timeout"),
 	}
@@ -146,7 +165,7 @@ func (d *dialer) connectRooms(ctx context.Context) (*roomSession, error) {
 	defer cancel()
 	if err := s.rc.PublishKeyPackage(pctx, s.secrets.KeyPackage().Blob()); err != nil {
 		s.conn.Close()
-		return nil, fmt.Errorf("publishing this peer's key package to %s: %w", s.host(), err)
+		return nil, fmt.Errorf("publishing this peer's key package to %s: %w", s.host(), hostErr(err))
 	}
 	return s, nil
 }
@@ -155,16 +174,41 @@ func (s *roomSession) close() { s.conn.Close() }
 
 // hostErr makes a host's refusal readable.
 func hostErr(err error) error {
-	if errors.Is(err, room.ErrMissingKeyPackage) {
+	switch {
+	case errors.Is(err, room.ErrMissingKeyPackage):
 		return fmt.Errorf("%w: the invitee must run a room command on this host once ('lanpeer dial TARGET room list'), which publishes its key package", err)
+	case errors.Is(err, room.ErrNoRoom):
+		return fmt.Errorf("%w: it was deleted, or the host lost it (a host with --store memory forgets its rooms when it stops)", err)
+	case errors.Is(err, store.ErrUnavailable):
+		return fmt.Errorf("%w: the host cannot reach its database; try again later (sending again is safe)", err)
 	}
 	return err
 }
 
+// withState runs f (nil: nothing) on the member state of room id, brought
+// up to date with the host, while holding the room's lock in this home:
+// f saves what it changes (s.home.saveState) before it returns.
+func (s *roomSession) withState(ctx context.Context, id store.RoomID, f func(*room.MemberState) error) error {
+	lctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	unlock, err := s.home.lockRoom(lctx, s.host(), id)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := s.state(ctx, id)
+	if err != nil || f == nil {
+		return err
+	}
+	return f(st)
+}
+
 // state returns the member state of room id, brought up to date with the
 // host: the commits after its head, and the room keys of the epochs that
-// list this peer. The first command on a room this peer was invited to
-// makes the state (it joins).
+// list this peer; the room's master also turns the leave requests of
+// members into a remove commit (applyLeaves). The first command on a room
+// this peer was invited to makes the state (it joins). The caller holds
+// the room's lock (withState).
 func (s *roomSession) state(ctx context.Context, id store.RoomID) (*room.MemberState, error) {
 	st, err := s.home.loadState(s.host(), id)
 	if err != nil {
@@ -178,7 +222,99 @@ func (s *roomSession) state(ctx context.Context, id store.RoomID) (*room.MemberS
 	if err := s.catchUp(ctx, id, st); err != nil {
 		return nil, err
 	}
-	return st, s.home.saveState(s.host(), st)
+	if err := s.home.saveState(s.host(), st); err != nil {
+		return nil, err
+	}
+	if err := s.applyLeaves(ctx, id, st); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// The room stays usable; the next command tries again.
+		s.d.p.notef("room %s: the members that left are not removed yet: %v", id, err)
+	}
+	return st, nil
+}
+
+// applyLeaves, when this peer is room id's master, turns the leave
+// requests the host holds (room info's left members) into one remove
+// commit: each request is verified under the member's identity key (from
+// the key package the head epoch lists for it) and checked against st
+// (room.MemberState.AcceptLeave); the host applied them already, so the
+// members read and post no more, and the commit starts an epoch whose key
+// they do not get. A request that fails the checks is reported and left.
+func (s *roomSession) applyLeaves(ctx context.Context, id store.RoomID, st *room.MemberState) error {
+	if st.Master() != s.id.PeerID() {
+		return nil
+	}
+	info, err := s.rc.RoomInfo(ctx, id)
+	if err != nil {
+		return hostErr(err)
+	}
+	head, _ := st.Head()
+	members, err := st.Members(head)
+	if err != nil {
+		return err
+	}
+	var leaving []cryptosuite.PeerID
+	for _, mi := range info.Members {
+		if !mi.Left {
+			continue
+		}
+		m, ok := findMember(members, mi.Peer)
+		if !ok {
+			continue // not in the verified head: nothing to remove
+		}
+		if err := s.checkLeave(ctx, id, st, m); err != nil {
+			s.d.p.notef("room %s: the leave request of %s is refused: %v", id, m.Peer, err)
+			continue
+		}
+		leaving = append(leaving, m.Peer)
+	}
+	if len(leaving) == 0 {
+		return nil
+	}
+	err = s.proposeOn(ctx, st, func(peers []cryptosuite.PeerID) []cryptosuite.PeerID { return without(peers, leaving) },
+		func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error) {
+			return st.Remove(s.id, kps, now, leaving...)
+		}, s.rc.Remove)
+	if err != nil {
+		return err
+	}
+	for _, p := range leaving {
+		s.d.p.notef("room %s: removed %s, who left", id, p)
+	}
+	return nil
+}
+
+// checkLeave fetches and verifies member m's leave request of room id.
+func (s *roomSession) checkLeave(ctx context.Context, id store.RoomID, st *room.MemberState, m room.Member) error {
+	blob, err := s.rc.FetchLeave(ctx, id, m.Peer)
+	if err != nil {
+		return hostErr(err)
+	}
+	kp, err := s.keyPackageByHash(ctx, m.KeyPackage)
+	if err != nil {
+		return err
+	}
+	if kp.Owner != m.Peer {
+		return fmt.Errorf("the host served a key package of %s for %s", kp.Owner, m.Peer)
+	}
+	lr, err := room.VerifyLeaveRequest(blob, kp.IdentityKey)
+	if err != nil {
+		return err
+	}
+	return st.AcceptLeave(lr)
+}
+
+// without returns peers less those in gone.
+func without(peers, gone []cryptosuite.PeerID) []cryptosuite.PeerID {
+	var rest []cryptosuite.PeerID
+	for _, p := range peers {
+		if !slices.Contains(gone, p) {
+			rest = append(rest, p)
+		}
+	}
+	return rest
 }
 
 // join makes this peer's state of a room it was invited to: from the
@@ -240,20 +376,12 @@ func (s *roomSession) join(ctx context.Context, id store.RoomID) (*room.MemberSt
 // catchUp applies the commits after st's head and opens the room keys of
 // the epochs that list this peer.
 func (s *roomSession) catchUp(ctx context.Context, id store.RoomID, st *room.MemberState) error {
-	for range maxPages {
-		head, _ := st.Head()
-		commits, current, err := s.rc.FetchCommits(ctx, id, head, wire.MaxListLimit)
-		if err != nil {
+	if _, err := s.rc.CatchUp(ctx, st); err != nil {
+		var re *node.RoomError
+		if errors.As(err, &re) {
 			return hostErr(err)
 		}
-		for _, b := range commits {
-			if err := st.ApplyCommit(b); err != nil {
-				return fmt.Errorf("room %s: %w", id, err)
-			}
-		}
-		if head, _ = st.Head(); len(commits) == 0 || head >= current {
-			break
-		}
+		return fmt.Errorf("room %s: %w", id, err)
 	}
 	oldest, newest := st.Epochs()
 	for e := newest; e >= oldest && e > 0; e-- {
@@ -346,16 +474,21 @@ func headPeers(st *room.MemberState) ([]cryptosuite.PeerID, error) {
 	return peers, nil
 }
 
-// propose runs one master operation: make the proposal, upload it, apply
-// it, save. members turns the head epoch's members into those of the next
-// epoch, whose key packages the proposal wraps the new room key to.
+// propose runs one master operation on room id: make the proposal,
+// upload it, apply it, save. members turns the head epoch's members into
+// those of the next epoch, whose key packages the proposal wraps the new
+// room key to.
 func (s *roomSession) propose(ctx context.Context, id store.RoomID, members func([]cryptosuite.PeerID) []cryptosuite.PeerID,
 	build func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error),
 	upload func(context.Context, *room.Proposal) error) error {
-	st, err := s.state(ctx, id)
-	if err != nil {
-		return err
-	}
+	return s.withState(ctx, id, func(st *room.MemberState) error { return s.proposeOn(ctx, st, members, build, upload) })
+}
+
+// proposeOn is propose on st, whose room's lock the caller holds.
+func (s *roomSession) proposeOn(ctx context.Context, st *room.MemberState, members func([]cryptosuite.PeerID) []cryptosuite.PeerID,
+	build func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error),
+	upload func(context.Context, *room.Proposal) error) error {
+	id := store.RoomID(st.Room())
 	peers, err := headPeers(st)
 	if err != nil {
 		return err
@@ -391,6 +524,12 @@ func (s *roomSession) senderKey(ctx context.Context, blob []byte) (*room.KeyPack
 	if err != nil {
 		return nil, err
 	}
+	return s.keyPackageByHash(ctx, hash)
+}
+
+// keyPackageByHash returns the verified key package with hash, from the
+// host (once per session).
+func (s *roomSession) keyPackageByHash(ctx context.Context, hash [room.HashSize]byte) (*room.KeyPackage, error) {
 	if kp, ok := s.kps[hash]; ok {
 		return kp, nil
 	}
@@ -418,9 +557,15 @@ func (d *dialer) roomCommands() []*cli.Command {
 		command(&cli.Command{
 			Name:      "send",
 			Usage:     "send TEXT to ROOM; print its sequence number",
-			UsageText: "lanpeer dial [flags] TARGET send ROOM TEXT",
+			UsageText: "lanpeer dial [flags] TARGET send [--id HEX] ROOM TEXT",
 			Description: "TEXT \"-\" reads standard input (CRLF becomes LF, one final line end is dropped). The room's\n" +
-				"commits and this peer's room key are fetched first.",
+				"commits and this peer's room key are fetched first.\n\n" +
+				"Each message has a 16-byte id; the host stores a message id of one sender once. Without --id\n" +
+				"a random one is chosen. A script that may have to send again after a failure whose outcome it\n" +
+				"does not know (a timeout, a killed process) picks the id itself (openssl rand -hex 16) and\n" +
+				"passes the same --id every time: the message is stored once and every attempt prints its\n" +
+				"sequence number.",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "id", Usage: "the message id, 32 hex digits (default: random)"}},
 			Action: d.sendAction,
 		}),
 		command(&cli.Command{
@@ -449,10 +594,11 @@ func (d *dialer) roomCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				var ref roomRef
 				for i, n := range names { // checked before anything is dialed
 					switch n {
 					case "ROOM":
-						_, err = parseRoomID(args[i])
+						ref, err = parseRoomRef(args[i])
 					case "PEERID":
 						_, err = parsePeerArg(args[i])
 					}
@@ -460,7 +606,16 @@ func (d *dialer) roomCommand() *cli.Command {
 						return err
 					}
 				}
-				return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error { return run(s, ctx, args) })
+				return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error {
+					if len(names) > 0 && names[0] == "ROOM" {
+						id, err := s.resolve(ctx, ref)
+						if err != nil {
+							return err
+						}
+						args[0] = id.String()
+					}
+					return run(s, ctx, args)
+				})
 			},
 		})
 	}
@@ -480,7 +635,10 @@ func (d *dialer) roomCommand() *cli.Command {
 		if err := room.CheckName(args[0]); err != nil {
 			return usagef("NAME: %s", strings.TrimPrefix(err.Error(), "room: "))
 		}
-		return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error { return s.create(ctx, args[0], suite) })
+		return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error {
+			_, err := s.create(ctx, args[0], suite)
+			return err
+		})
 	}
 	cmd := command(&cli.Command{
 		Name:      "room",
@@ -495,9 +653,14 @@ func (d *dialer) roomCommand() *cli.Command {
 			"joins with its first command on the room (any of them; 'room join' does only that): it fetches\n" +
 			"the commits and its room key. Each command catches up with the room's commits first.\n" +
 			"\n" +
+			"ROOM is a room id or a unique prefix of one (at least 4 hex characters). A member's leave is\n" +
+			"applied by the host at once; the master's next command on the room (or its chat, or read\n" +
+			"--follow, at once) removes it with a new epoch. The master cannot leave: it deletes the room.\n" +
+			"\n" +
 			"State: DIR/rooms/keypackages/HASH.pem holds this peer's key package secrets (0600; renewed a week\n" +
 			"before they expire, the old ones kept), DIR/rooms/HOSTPEERID/ROOMID.json each room's verified\n" +
-			"state (0600). Do not run two commands on the same room from one DIR at once.",
+			"state (0600), changed under a flock on ROOMID.lock beside it, so commands from one DIR may run at\n" +
+			"once.",
 		Subcommands: []*cli.Command{
 			create,
 			sub("list", "list this peer's rooms on the host: id, name, role, epoch", nil, (*roomSession).list),
@@ -522,7 +685,7 @@ func (d *dialer) roomCommand() *cli.Command {
 
 // withRooms runs f on a session with the host.
 func (d *dialer) withRooms(ctx context.Context, f func(context.Context, *roomSession) error) error {
-	s, err := d.connectRooms(ctx)
+	s, err := d.connectRooms(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -530,36 +693,37 @@ func (d *dialer) withRooms(ctx context.Context, f func(context.Context, *roomSes
 	return f(ctx, s)
 }
 
-func (s *roomSession) create(ctx context.Context, name string, suite cryptosuite.AEADID) error {
+// resolve returns the room ref names: a whole id as it is, a prefix
+// matched against the rooms this peer has on the host (room list) and
+// those this home holds a state of there.
+func (s *roomSession) resolve(ctx context.Context, ref roomRef) (store.RoomID, error) {
+	if ref.prefix == "" {
+		return ref.id, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
-	p, err := room.NewRoom(room.RoomConfig{Master: s.id, KeyPackage: s.secrets.KeyPackage(), Name: name, Suite: suite, Now: time.Now()})
+	known := map[store.RoomID]string{}
+	local, err := s.home.localRooms(s.host())
 	if err != nil {
-		return err
+		return store.RoomID{}, err
 	}
-	if err := s.rc.CreateProposal(ctx, p); err != nil {
-		return hostErr(err)
+	for _, id := range local {
+		known[id] = ""
 	}
-	st, err := room.NewMemberState(p.Commit, s.id.Public(), s.id.PeerID(), nil)
+	err = s.eachRoom(ctx, func(r node.RoomEntry) {
+		known[r.Room.ID] = ""
+		if room.CheckName(r.Room.Name) == nil {
+			known[r.Room.ID] = r.Room.Name
+		}
+	})
 	if err != nil {
-		return err
+		return store.RoomID{}, err
 	}
-	if _, err := st.OpenWrappedKey(p.Wrapped[0].Blob, s.secrets); err != nil {
-		return err
-	}
-	if err := s.home.saveState(s.host(), st); err != nil {
-		return err
-	}
-	if err := s.rc.Ack(ctx, p.Info.Room, 1); err != nil {
-		return hostErr(err)
-	}
-	fmt.Fprintln(s.d.p.stdout, store.RoomID(p.Info.Room))
-	return nil
+	return matchRoom(ref, known)
 }
 
-func (s *roomSession) list(ctx context.Context, _ []string) error {
-	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
-	defer cancel()
+// eachRoom calls f on each of this peer's rooms on the host.
+func (s *roomSession) eachRoom(ctx context.Context, f func(node.RoomEntry)) error {
 	var after store.RoomID
 	for range maxPages {
 		rooms, err := s.rc.ListRooms(ctx, after, wire.MaxListLimit)
@@ -567,15 +731,7 @@ func (s *roomSession) list(ctx context.Context, _ []string) error {
 			return hostErr(err)
 		}
 		for _, r := range rooms {
-			name := r.Room.Name
-			if room.CheckName(name) != nil {
-				name = "(bad name)"
-			}
-			role := r.Role.String()
-			if r.Left {
-				role += ",left"
-			}
-			fmt.Fprintf(s.d.p.stdout, "%s %s %s %d\n", r.Room.ID, escapeLine(name), role, r.Room.Epoch)
+			f(r)
 			after = r.Room.ID
 		}
 		if len(rooms) < wire.MaxListLimit {
@@ -585,6 +741,51 @@ func (s *roomSession) list(ctx context.Context, _ []string) error {
 	return nil
 }
 
+// create makes a room with this peer as its master and prints its id.
+func (s *roomSession) create(ctx context.Context, name string, suite cryptosuite.AEADID) (store.RoomID, error) {
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	p, err := room.NewRoom(room.RoomConfig{Master: s.id, KeyPackage: s.secrets.KeyPackage(), Name: name, Suite: suite, Now: time.Now()})
+	if err != nil {
+		return store.RoomID{}, err
+	}
+	id := store.RoomID(p.Info.Room)
+	if err := s.rc.CreateProposal(ctx, p); err != nil {
+		return id, hostErr(err)
+	}
+	st, err := room.NewMemberState(p.Commit, s.id.Public(), s.id.PeerID(), nil)
+	if err != nil {
+		return id, err
+	}
+	if _, err := st.OpenWrappedKey(p.Wrapped[0].Blob, s.secrets); err != nil {
+		return id, err
+	}
+	if err := s.home.saveState(s.host(), st); err != nil {
+		return id, err
+	}
+	if err := s.rc.Ack(ctx, id, 1); err != nil {
+		return id, hostErr(err)
+	}
+	fmt.Fprintln(s.d.p.stdout, id)
+	return id, nil
+}
+
+func (s *roomSession) list(ctx context.Context, _ []string) error {
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	return s.eachRoom(ctx, func(r node.RoomEntry) {
+		name := r.Room.Name
+		if room.CheckName(name) != nil {
+			name = "(bad name)"
+		}
+		role := r.Role.String()
+		if r.Left {
+			role += ",left"
+		}
+		fmt.Fprintf(s.d.p.stdout, "%s %s %s %d\n", r.Room.ID, escapeLine(name), role, r.Room.Epoch)
+	})
+}
+
 func (s *roomSession) info(ctx context.Context, args []string) error {
 	id, err := parseRoomID(args[0])
 	if err != nil {
@@ -592,6 +793,13 @@ func (s *roomSession) info(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
+	// The master's client turns pending leaves into a remove commit first,
+	// so the members shown are those of the room's epoch to come.
+	if st, err := s.home.loadState(s.host(), id); err == nil && st != nil && st.Master() == s.id.PeerID() {
+		if err := s.withState(ctx, id, nil); err != nil {
+			return err
+		}
+	}
 	info, err := s.rc.RoomInfo(ctx, id)
 	if err != nil {
 		return hostErr(err)
@@ -619,13 +827,11 @@ func (s *roomSession) joinCmd(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
-	st, err := s.state(ctx, id)
-	if err != nil {
-		return err
-	}
-	head, _ := st.Head()
-	s.d.p.notef("room %s %q at epoch %d, member: %v", id, st.Name(), head, st.IsMember())
-	return nil
+	return s.withState(ctx, id, func(st *room.MemberState) error {
+		head, _ := st.Head()
+		s.d.p.notef("room %s %q at epoch %d, member: %v", id, st.Name(), head, st.IsMember())
+		return nil
+	})
 }
 
 func parsePeerArg(s string) (cryptosuite.PeerID, error) {
@@ -665,13 +871,7 @@ func (s *roomSession) remove(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
 	return s.propose(ctx, id, func(peers []cryptosuite.PeerID) []cryptosuite.PeerID {
-		var rest []cryptosuite.PeerID
-		for _, p := range peers {
-			if p != peer {
-				rest = append(rest, p)
-			}
-		}
-		return rest
+		return without(peers, []cryptosuite.PeerID{peer})
 	}, func(st *room.MemberState, kps []*room.KeyPackage, now time.Time) (*room.Proposal, error) {
 		return st.Remove(s.id, kps, now, peer)
 	}, s.rc.Remove)
@@ -697,19 +897,20 @@ func (s *roomSession) leave(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
-	st, err := s.state(ctx, id)
-	if err != nil {
-		return err
-	}
-	blob, err := st.Leave(s.id, time.Now())
-	if err != nil {
-		return err
-	}
-	if err := s.rc.Leave(ctx, id, blob); err != nil {
-		return hostErr(err)
-	}
-	s.d.p.notef("left room %s; its master removes this peer with its next commit", id)
-	return nil
+	return s.withState(ctx, id, func(st *room.MemberState) error {
+		blob, err := st.Leave(s.id, time.Now())
+		if errors.Is(err, room.ErrMasterCannotLeave) {
+			return fmt.Errorf("this peer is room %s's master, and the master cannot leave its room: delete the room instead ('lanpeer dial TARGET room delete %s': its messages go too)", id, id)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.rc.Leave(ctx, id, blob); err != nil {
+			return hostErr(err)
+		}
+		s.d.p.notef("left room %s; its master removes this peer with its next commit", id)
+		return nil
+	})
 }
 
 func (s *roomSession) delete(ctx context.Context, args []string) error {
@@ -719,6 +920,11 @@ func (s *roomSession) delete(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
+	unlock, err := s.home.lockRoom(ctx, s.host(), id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := s.rc.Delete(ctx, id); err != nil {
 		return hostErr(err)
 	}
@@ -738,9 +944,19 @@ func (d *dialer) sendAction(c *cli.Context) error {
 	if len(args) != 2 {
 		return usagef("want ROOM and TEXT: 'lanpeer dial [flags] TARGET send ROOM TEXT' (TEXT - reads standard input; quote a TEXT of several words)")
 	}
-	id, err := parseRoomID(args[0])
+	ref, err := parseRoomRef(args[0])
 	if err != nil {
 		return err
+	}
+	var msgID [room.MessageIDSize]byte
+	if h := c.String("id"); h != "" {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != room.MessageIDSize {
+			return usagef("--id: want %d hex digits, got %q", 2*room.MessageIDSize, h)
+		}
+		copy(msgID[:], b)
+	} else {
+		rand.Read(msgID[:]) // never fails
 	}
 	text := args[1]
 	if text == "-" {
@@ -751,16 +967,34 @@ func (d *dialer) sendAction(c *cli.Context) error {
 		return usagef("TEXT: %s", strings.TrimPrefix(err.Error(), "room: "))
 	}
 	return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error {
-		ctx, cancel := context.WithTimeout(ctx, roomTimeout)
-		defer cancel()
-		var msgID [room.MessageIDSize]byte
-		rand.Read(msgID[:]) // never fails
-		for range maxSendRetries {
-			st, err := s.state(ctx, id)
-			if err != nil {
-				return err
-			}
-			head, _ := st.Head()
+		id, err := s.resolve(ctx, ref)
+		if err != nil {
+			return err
+		}
+		seq, err := s.sendText(ctx, id, text, msgID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(s.d.p.stdout, seq)
+		return nil
+	})
+}
+
+// errAwaitKey is sendText's signal, under the room's lock, that the head
+// epoch's key is not uploaded yet: it is awaited after the lock is let go.
+var errAwaitKey = errors.New("await the head epoch's key")
+
+// sendText seals text for room id and sends it; it returns the message's
+// sequence number. A send refused under an old epoch is sealed again
+// under the new one with the same message id, msgID.
+func (s *roomSession) sendText(ctx context.Context, id store.RoomID, text string, msgID [room.MessageIDSize]byte) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
+	defer cancel()
+	for range maxSendRetries {
+		var head uint64
+		var blob []byte
+		err := s.withState(ctx, id, func(st *room.MemberState) error {
+			head, _ = st.Head()
 			members, err := st.Members(head)
 			if err != nil {
 				return err
@@ -772,38 +1006,40 @@ func (d *dialer) sendAction(c *cli.Context) error {
 			if !st.HasKey(head) {
 				// The master has made the epoch and not uploaded its
 				// keys yet: wait for the push that says they are there.
-				if err := s.awaitKey(ctx, id, head); err != nil {
-					return err
-				}
-				continue
+				return errAwaitKey
 			}
 			sec, err := s.home.secretsFor(m.KeyPackage)
 			if err != nil {
 				return err
 			}
-			blob, err := st.SealMessage(sec, text, msgID)
-			if err != nil {
+			if blob, err = st.SealMessage(sec, text, msgID); err != nil {
 				return err
 			}
 			// The seal counter persists before the message leaves.
-			if err := s.home.saveState(s.host(), st); err != nil {
-				return err
+			return s.home.saveState(s.host(), st)
+		})
+		if errors.Is(err, errAwaitKey) {
+			if err := s.awaitKey(ctx, id, head); err != nil {
+				return 0, err
 			}
-			if beforeRoomSend != nil {
-				beforeRoomSend()
-			}
-			seq, err := s.rc.Send(ctx, id, blob)
-			if errors.Is(err, room.ErrOldEpoch) {
-				continue // catch up and seal again with the same id
-			}
-			if err != nil {
-				return hostErr(err)
-			}
-			fmt.Fprintln(s.d.p.stdout, seq)
-			return nil
+			continue
 		}
-		return fmt.Errorf("room %s moved to a newer epoch %d times while sending; try again", id, maxSendRetries)
-	})
+		if err != nil {
+			return 0, err
+		}
+		if beforeRoomSend != nil {
+			beforeRoomSend()
+		}
+		seq, err := s.rc.Send(ctx, id, blob)
+		if errors.Is(err, room.ErrOldEpoch) {
+			continue // catch up and seal again with the same id
+		}
+		if err != nil {
+			return 0, hostErr(err)
+		}
+		return seq, nil
+	}
+	return 0, fmt.Errorf("room %s moved to a newer epoch %d times while sending; try again", id, maxSendRetries)
 }
 
 // awaitKey waits for the push that announces this peer's wrapped key of
@@ -816,11 +1052,38 @@ func (s *roomSession) awaitKey(ctx context.Context, id store.RoomID, epoch uint6
 		case <-s.conn.Done():
 			return fmt.Errorf("the session with %s ended (%v)", s.host(), s.conn.Err())
 		case p := <-s.pushes.C():
+			s.hold(p)
 			if p.Kind == node.PushLost || (p.Kind == node.PushKeySync && p.Room == id && p.Epoch >= epoch) {
 				return nil
 			}
 		}
 	}
+}
+
+// hold sets a push aside for the chat; past the bound they all become one
+// PushLost, after which the chat reads by cursor.
+func (s *roomSession) hold(p node.Push) {
+	if len(s.held) >= node.DefaultPushBuffer {
+		s.held = []node.Push{{Kind: node.PushLost, Lost: uint64(len(s.held)) + 1}}
+		return
+	}
+	s.held = append(s.held, p)
+}
+
+// openLive verifies and opens a pushed message of room id with the state
+// as this home holds it (no round trip: a message of an epoch it has not
+// caught up with is room.ErrUnknownEpoch or room.ErrNoEpochKey; reading by
+// cursor catches up). The state file is replaced atomically, so reading
+// it needs no lock.
+func (s *roomSession) openLive(ctx context.Context, id store.RoomID, blob []byte) (*room.Plaintext, error) {
+	st, err := s.home.loadState(s.host(), id)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("%w: no state of room %s in this home yet", room.ErrNoEpochKey, id)
+	}
+	return s.openStored(ctx, st, blob, true)
 }
 
 // beforeRoomSend, when set (by tests), runs between sealing a message and
@@ -867,7 +1130,7 @@ func (d *dialer) readAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	id, err := parseRoomID(args[0])
+	ref, err := parseRoomRef(args[0])
 	if err != nil {
 		return err
 	}
@@ -876,7 +1139,11 @@ func (d *dialer) readAction(c *cli.Context) error {
 		return usagef("--limit %d: want 0 (all) or more", limit)
 	}
 	return d.withRooms(c.Context, func(ctx context.Context, s *roomSession) error {
-		cursor, err := s.readHistory(ctx, id, c.Uint64("after"), limit)
+		id, err := s.resolve(ctx, ref)
+		if err != nil {
+			return err
+		}
+		cursor, err := s.readHistory(ctx, id, c.Uint64("after"), limit, nil)
 		if err != nil || !c.Bool("follow") {
 			return err
 		}
@@ -885,51 +1152,66 @@ func (d *dialer) readAction(c *cli.Context) error {
 }
 
 // readHistory prints the messages after cursor, at most limit (0: all),
-// and returns the last sequence number printed (or cursor).
-func (s *roomSession) readHistory(ctx context.Context, id store.RoomID, cursor uint64, limit int) (uint64, error) {
+// and returns the last sequence number printed (or cursor). A message
+// that does not open ends it with an error, unless refused is set: then
+// refused reports it and reading goes on past it.
+func (s *roomSession) readHistory(ctx context.Context, id store.RoomID, cursor uint64, limit int,
+	refused func(seq uint64, err error)) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
-	st, err := s.state(ctx, id)
+	err := s.withState(ctx, id, func(st *room.MemberState) error {
+		printed := 0
+		for range maxPages {
+			want := wire.MaxListLimit
+			if limit > 0 {
+				want = min(want, limit-printed)
+			}
+			if want == 0 {
+				break
+			}
+			msgs, err := s.rc.Read(ctx, id, cursor, want)
+			var trimmed *store.HistoryTrimmedError
+			if errors.As(err, &trimmed) && printed == 0 && trimmed.Oldest > cursor+1 {
+				s.d.p.notef("the host keeps room %s's messages from %d on; %d to %d are gone", id, trimmed.Oldest, cursor+1, trimmed.Oldest-1)
+				cursor = trimmed.Oldest - 1
+				continue
+			}
+			if err != nil {
+				return hostErr(err)
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			for _, m := range msgs {
+				pt, err := s.openStored(ctx, st, m.Blob, false)
+				if err != nil && refused == nil {
+					return fmt.Errorf("message %d: %w", m.Seq, err)
+				}
+				if err != nil {
+					refused(m.Seq, err)
+				} else {
+					s.printMessage(m.Seq, m.Stored, pt)
+				}
+				cursor = m.Seq
+				printed++
+			}
+		}
+		return nil
+	})
+	return cursor, err
+}
+
+// openStored verifies and opens a message blob with st: as a new message
+// (live: a push) or as history.
+func (s *roomSession) openStored(ctx context.Context, st *room.MemberState, blob []byte, live bool) (*room.Plaintext, error) {
+	kp, err := s.senderKey(ctx, blob)
 	if err != nil {
-		return cursor, err
+		return nil, err
 	}
-	printed := 0
-	for range maxPages {
-		want := wire.MaxListLimit
-		if limit > 0 {
-			want = min(want, limit-printed)
-		}
-		if want == 0 {
-			break
-		}
-		msgs, err := s.rc.Read(ctx, id, cursor, want)
-		var trimmed *store.HistoryTrimmedError
-		if errors.As(err, &trimmed) && printed == 0 && trimmed.Oldest > cursor+1 {
-			s.d.p.notef("the host keeps room %s's messages from %d on; %d to %d are gone", id, trimmed.Oldest, cursor+1, trimmed.Oldest-1)
-			cursor = trimmed.Oldest - 1
-			continue
-		}
-		if err != nil {
-			return cursor, hostErr(err)
-		}
-		if len(msgs) == 0 {
-			break
-		}
-		for _, m := range msgs {
-			kp, err := s.senderKey(ctx, m.Blob)
-			if err != nil {
-				return cursor, fmt.Errorf("message %d: %w", m.Seq, err)
-			}
-			pt, err := st.OpenHistory(m.Blob, kp)
-			if err != nil {
-				return cursor, fmt.Errorf("message %d: %w", m.Seq, err)
-			}
-			s.printMessage(m.Seq, m.Stored, pt)
-			cursor = m.Seq
-			printed++
-		}
+	if live {
+		return st.OpenMessage(blob, kp)
 	}
-	return cursor, nil
+	return st.OpenHistory(blob, kp)
 }
 
 // follow prints the pushed messages of room id until ctx ends or the
@@ -950,7 +1232,7 @@ func (s *roomSession) follow(ctx context.Context, id store.RoomID, cursor uint64
 			}
 			// Every push moves the cursor forward the same way: read by
 			// cursor, which also catches up commits and room keys.
-			next, err := s.readHistory(ctx, id, cursor, 0)
+			next, err := s.readHistory(ctx, id, cursor, 0, nil)
 			if ctx.Err() != nil {
 				return nil
 			}

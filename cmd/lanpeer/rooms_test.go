@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/room"
 	"github.com/lanpeer/lanpeer/store"
 	"github.com/lanpeer/lanpeer/store/memory"
@@ -346,5 +349,247 @@ func TestRoomSendStale(t *testing.T) {
 	}
 	if got := dial(alice, "room", "info", rid).stdout; !strings.Contains(got, "epoch 3\n") || !strings.Contains(got, "messages 1-1\n") {
 		t.Fatalf("room info:\n%s", got)
+	}
+}
+
+// roomPeers starts a host and makes homes for alice (who creates a room),
+// bob and carol (invited); it returns the host's address and a dial
+// helper that fails the test on a non-zero exit.
+type roomPeers struct {
+	t                       *testing.T
+	addr, hostID            string
+	alice, bob, carol       string // homes
+	aliceID, bobID, carolID string
+	rid                     string
+}
+
+func newRoomPeers(t *testing.T) *roomPeers {
+	t.Helper()
+	rp := &roomPeers{t: t}
+	_, rp.addr, rp.hostID = startListen(t, filepath.Join(t.TempDir(), "host"), "--key", "ed25519", "--handshake-rate", "-1")
+	rp.alice, rp.aliceID = newPeer(t, "alice")
+	rp.bob, rp.bobID = newPeer(t, "bob")
+	rp.carol, rp.carolID = newPeer(t, "carol")
+	rp.ok(rp.bob, "room", "list")
+	rp.ok(rp.carol, "room", "list")
+	rp.rid = strings.TrimSpace(rp.ok(rp.alice, "room", "create", "three"))
+	rp.ok(rp.alice, "room", "invite", rp.rid, rp.bobID)
+	rp.ok(rp.alice, "room", "invite", rp.rid, rp.carolID)
+	return rp
+}
+
+func (rp *roomPeers) dial(home string, args ...string) result {
+	rp.t.Helper()
+	return lanpeer(rp.t, append([]string{"dial", "--home", home, rp.addr}, args...)...)
+}
+
+// ok runs a dial command and returns its standard output.
+func (rp *roomPeers) ok(home string, args ...string) string {
+	rp.t.Helper()
+	r := rp.dial(home, args...)
+	if r.code != exitOK {
+		rp.t.Fatalf("%q: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// TestRoomLeave: three peers. A member's leave is applied by the host at
+// once; the master's client turns it into a remove commit as soon as it is
+// connected: while it follows the room, or with its next command. The
+// members who left read nothing after; the master cannot leave, and the
+// error says to delete the room.
+func TestRoomLeave(t *testing.T) {
+	rp := newRoomPeers(t)
+	rp.ok(rp.bob, "room", "join", rp.rid)
+	rp.ok(rp.carol, "room", "join", rp.rid)
+	if got := rp.ok(rp.alice, "send", rp.rid, "before"); got != "1\n" {
+		t.Fatalf("send printed %q", got)
+	}
+
+	// The master follows the room; bob leaves: its client removes him.
+	f := start(t, "dial", "--home", rp.alice, rp.addr, "read", "--follow", rp.rid)
+	waitMatch(t, f.stdout, "^1 "+rp.aliceID+" before\n$")
+	r := rp.dial(rp.bob, "room", "leave", rp.rid)
+	if r.code != exitOK || !strings.Contains(r.stderr, "left room "+rp.rid) {
+		t.Fatalf("bob's leave: %+v", r)
+	}
+	waitMatch(t, f.stderr, "lanpeer: room "+rp.rid+": removed "+rp.bobID+", who left\n")
+	info := rp.ok(rp.carol, "room", "info", rp.rid)
+	if !strings.Contains(info, "epoch 4\n") || strings.Contains(info, rp.bobID) {
+		t.Fatalf("room info after bob left:\n%s", info)
+	}
+	f.cancel()
+	if code := f.wait(t); code != exitOK {
+		t.Fatalf("read --follow: exit %d\n%s", code, f.stderr.String())
+	}
+
+	// Carol leaves while the master is away: its next command removes her
+	// before it sends, so she holds no key of the message's epoch.
+	rp.ok(rp.carol, "room", "leave", rp.rid)
+	if got, want := rp.ok(rp.carol, "room", "list"), rp.rid+" three member,left 4\n"; got != want {
+		t.Fatalf("carol's room list with her leave pending: %q, want %q", got, want)
+	}
+	r = rp.dial(rp.alice, "send", rp.rid, "after")
+	if r.code != exitOK || r.stdout != "2\n" || !strings.Contains(r.stderr, "removed "+rp.carolID+", who left") {
+		t.Fatalf("alice's send after carol left: %+v", r)
+	}
+	if info := rp.ok(rp.alice, "room", "info", rp.rid); !strings.Contains(info, "epoch 5\n") || strings.Contains(info, rp.carolID) {
+		t.Fatalf("room info after carol left:\n%s", info)
+	}
+
+	// A third member, dave, leaves; the master's room info removes him
+	// before it shows the members.
+	dave, daveID := newPeer(t, "dave")
+	rp.ok(dave, "room", "list")
+	rp.ok(rp.alice, "room", "invite", rp.rid, daveID)
+	rp.ok(dave, "room", "leave", rp.rid)
+	r = rp.dial(rp.alice, "room", "info", rp.rid)
+	if r.code != exitOK || !strings.Contains(r.stdout, "epoch 7\n") || strings.Contains(r.stdout, daveID) ||
+		!strings.Contains(r.stderr, "removed "+daveID+", who left") {
+		t.Fatalf("the master's room info after dave left: %+v", r)
+	}
+	for _, home := range []string{rp.bob, rp.carol} {
+		if r := rp.dial(home, "read", "--after", "1", rp.rid); r.code == exitOK || r.stdout != "" {
+			t.Fatalf("read after leaving: %+v", r)
+		}
+	}
+
+	r = rp.dial(rp.alice, "room", "leave", rp.rid)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "the master cannot leave its room: delete the room instead ('lanpeer dial TARGET room delete "+rp.rid) {
+		t.Fatalf("the master's leave: %+v", r)
+	}
+}
+
+// TestRoomPrefix: a ROOM argument may be a unique prefix of a room id, of
+// at least 4 characters; an unknown or ambiguous one is refused and says
+// why.
+func TestRoomPrefix(t *testing.T) {
+	rp := newRoomPeers(t)
+	if got := rp.ok(rp.bob, "send", strings.ToUpper(rp.rid[:8]), "by prefix"); got != "1\n" {
+		t.Fatalf("send by prefix printed %q", got)
+	}
+	if got, want := rp.ok(rp.alice, "read", rp.rid[:4]), "1 "+rp.bobID+" by prefix\n"; got != want {
+		t.Fatalf("read by prefix: %q, want %q", got, want)
+	}
+	if got := rp.ok(rp.alice, "room", "info", rp.rid[:6]); !strings.HasPrefix(got, "room "+rp.rid+" three\n") {
+		t.Fatalf("room info by prefix:\n%s", got)
+	}
+	other := "0000"
+	if strings.HasPrefix(rp.rid, other) {
+		other = "ffff"
+	}
+	r := rp.dial(rp.alice, "read", other)
+	if r.code != exitFailure || !strings.Contains(r.stderr, `no room of this peer's starts with "`+other+`"`) {
+		t.Fatalf("an unknown prefix: %+v", r)
+	}
+	r = rp.dial(rp.alice, "read", rp.rid[:3])
+	if r.code != exitUsage || !strings.Contains(r.stderr, "or a unique prefix of one (at least 4") {
+		t.Fatalf("a prefix of 3: %+v", r)
+	}
+
+	a, _ := parseRoomID("abcd0000000000000000000000000000")
+	b, _ := parseRoomID("abcd1111111111111111111111111111")
+	known := map[store.RoomID]string{a: "one", b: ""}
+	ref, err := parseRoomRef("ABCD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = matchRoom(ref, known)
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), `ROOM "abcd" is ambiguous: 2 rooms start with it (`+a.String()+" one, "+b.String()+"); give more characters") {
+		t.Fatalf("an ambiguous prefix: %v", err)
+	}
+	if ref, _ = parseRoomRef("abcd1"); func() store.RoomID { id, _ := matchRoom(ref, known); return id }() != b {
+		t.Fatal("abcd1 did not pick the one room it starts")
+	}
+}
+
+// TestRoomLock: the lock of a room's state is exclusive while held (a
+// waiter gives up when its context ends, saying why) and free once
+// released; concurrent master commands from one home do not lose an
+// update: each rotation starts from the one before, and all of them land.
+func TestRoomLock(t *testing.T) {
+	rp := newRoomPeers(t)
+	h := newRoomHome(rp.alice)
+	host, err := cryptosuite.ParsePeerID(rp.hostID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := parseRoomID(rp.rid)
+	unlock, err := h.lockRoom(t.Context(), host, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := h.lockRoom(ctx, host, id); err == nil || !strings.Contains(err.Error(), "another lanpeer command from this home holds room "+rp.rid) {
+		t.Fatalf("a second lock while the first is held: %v", err)
+	}
+	other, _ := parseRoomID("00112233445566778899aabbccddeeff")
+	unlockOther, err := h.lockRoom(ctx, host, other)
+	if err != nil {
+		t.Fatalf("another room's lock while the first is held: %v", err)
+	}
+	unlockOther()
+	unlock()
+	if unlock, err = h.lockRoom(ctx, host, id); err != nil {
+		t.Fatalf("the lock after its release: %v", err)
+	}
+	unlock()
+
+	// Separate processes (urfave/cli keeps global state, so in-process
+	// commands do not run at once).
+	const n = 4
+	var ps []*proc
+	for range n {
+		ps = append(ps, startProc(t, "dial", "--home", rp.alice, rp.addr, "room", "rotate", rp.rid))
+	}
+	for _, p := range ps {
+		if code := p.wait(t); code != exitOK {
+			t.Errorf("a concurrent rotate: exit %d\n%s", code, p.stderr.String())
+		}
+	}
+	if info := rp.ok(rp.alice, "room", "info", rp.rid); !strings.Contains(info, fmt.Sprintf("epoch %d\n", 3+n)) {
+		t.Fatalf("room info after %d concurrent rotations:\n%s", n, info)
+	}
+	st, err := h.loadState(host, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := st.Head(); head != 3+n || !st.HasKey(head) {
+		t.Fatalf("alice's state: head %d, its key %v; want %d", head, st.HasKey(head), 3+n)
+	}
+}
+
+// TestRoomSendID: a script that sends again with the same --id, not
+// knowing whether the first attempt landed, gets the first attempt's
+// sequence number back and the room holds the message once; another id
+// is another message; a malformed --id is a usage error.
+func TestRoomSendID(t *testing.T) {
+	rp := newRoomPeers(t)
+	const id = "00112233445566778899aabbccddeeff"
+	first := rp.ok(rp.bob, "send", "--id", id, rp.rid, "once")
+	if first != "1\n" {
+		t.Fatalf("first send printed %q", first)
+	}
+	if again := rp.ok(rp.bob, "send", "--id", id, rp.rid, "once"); again != first {
+		t.Fatalf("the same --id sent again printed %q, want %q", again, first)
+	}
+	if other := rp.ok(rp.bob, "send", "--id", "ffeeddccbbaa99887766554433221100", rp.rid, "twice"); other != "2\n" {
+		t.Fatalf("another id printed %q", other)
+	}
+	want := "1 " + rp.bobID + " once\n2 " + rp.bobID + " twice\n"
+	if got := rp.ok(rp.alice, "read", rp.rid); got != want {
+		t.Fatalf("read:\n%s\nwant:\n%s", got, want)
+	}
+	// Another sender cannot take bob's id.
+	r := rp.dial(rp.alice, "send", "--id", id, rp.rid, "mine")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "taken") {
+		t.Fatalf("alice reused bob's message id: %+v", r)
+	}
+	for _, bad := range []string{"0011", "zz112233445566778899aabbccddeeff"} {
+		r := rp.dial(rp.bob, "send", "--id", bad, rp.rid, "x")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--id: want 32 hex digits") {
+			t.Fatalf("--id %s: %+v", bad, r)
+		}
 	}
 }
