@@ -2,7 +2,6 @@ package adversarial
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -44,12 +43,6 @@ func (hp *httpPeer) member(t *testing.T, name string) *httpMember {
 		t.Fatal(err)
 	}
 	return m
-}
-
-func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), hang)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // syncKey opens and acknowledges the head epoch's wrapped key.
