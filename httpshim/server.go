@@ -31,6 +31,7 @@ const (
 	DefaultMaxPending         = 64
 	DefaultMaxSessions        = 256
 	DefaultMaxSessionsPerPeer = node.DefaultMaxSessionsPerPeer
+	DefaultMaxSessionsPerAddr = 16
 	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultRequestSkew        = 60 * time.Second
 	DefaultRate               = 20
@@ -41,7 +42,11 @@ const (
 	DefaultMaxWait            = 30 * time.Second
 	DefaultPingInterval       = 15 * time.Second
 	DefaultEventBacklog       = 256
+	DefaultEventRetention     = 10 * time.Minute
+	DefaultMaxIdleJournals    = 256
 	DefaultOpTimeout          = 10 * time.Second
+	DefaultReadHeaderTimeout  = 5 * time.Second
+	DefaultReadTimeout        = 30 * time.Second
 
 	// MaxHandshakeBody bounds the body of init and finish.
 	MaxHandshakeBody = 8 << 10
@@ -53,7 +58,8 @@ const (
 )
 
 // Config configures a Server. A zero field selects its default; for the
-// rates and MaxSessionsPerPeer a negative value turns the limit off.
+// rates, MaxSessionsPerPeer and MaxSessionsPerAddr a negative value turns
+// the limit off.
 type Config struct {
 	// Service runs the room operations: the one the TCP listener uses.
 	// Required; the Server does not close it.
@@ -73,6 +79,10 @@ type Config struct {
 	MaxPending         int           // pending handshakes
 	MaxSessions        int           // established sessions
 	MaxSessionsPerPeer int           // sessions (and pending handshakes) of one identity
+	// MaxSessionsPerAddr bounds the sessions and pending handshakes begun
+	// from one client address (an IPv4 address or an IPv6 /64), so that
+	// one address cannot take every slot with identities made for it.
+	MaxSessionsPerAddr int
 	IdleTimeout        time.Duration // a session without requests ends
 	RequestSkew        time.Duration // request timestamp window, either side of now
 	Rate               float64       // requests a second per session
@@ -83,7 +93,17 @@ type Config struct {
 	MaxWait            time.Duration // longest long poll
 	PingInterval       time.Duration // event streams' keep-alive comment
 	EventBacklog       int           // session events kept per peer for Last-Event-ID
-	OpTimeout          time.Duration // one Service call
+	// EventRetention is how long a peer's events are still recorded
+	// after its last session ended, so that a new session resumes
+	// GET /v1/events from Last-Event-ID; MaxIdleJournals bounds the peers
+	// so followed. A negative EventRetention stops following at once.
+	EventRetention  time.Duration
+	MaxIdleJournals int
+	OpTimeout       time.Duration // one Service call
+	// ReadHeaderTimeout and ReadTimeout are HTTPServer's: the time a
+	// client has to send a request's headers, and its whole request.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 
 	// Now defaults to time.Now; Logger to discarding.
 	Now    func() time.Time
@@ -113,13 +133,20 @@ type Server struct {
 	pending  map[[session.SessionIDSize]byte]*pendingHandshake
 	sessions map[[session.SessionIDSize]byte]*httpSession
 	perPeer  map[cryptosuite.PeerID]int
-	journals map[cryptosuite.PeerID]*journal
-	closed   bool
+	perAddr  map[netip.Prefix]int            // pending handshakes and sessions by client address
+	journals map[cryptosuite.PeerID]*journal // with sessions, or idle within EventRetention
+	idle     int                             // journals without sessions
+	idFloor  uint64                          // the highest event id of a dropped journal
+	// masterKeys caches rooms' masters' identity keys (SPKI DER) by
+	// peer ID, at most maxMasterKeys.
+	masterKeys map[cryptosuite.PeerID][]byte
+	closed     bool
 }
 
 type pendingHandshake struct {
 	resp    *session.Responder
 	peer    cryptosuite.PeerID
+	addr    netip.Prefix
 	mode    string
 	expires time.Time
 }
@@ -145,9 +172,14 @@ func New(cfg Config) (*Server, error) {
 	def(&cfg.MaxWait, DefaultMaxWait)
 	def(&cfg.PingInterval, DefaultPingInterval)
 	def(&cfg.OpTimeout, DefaultOpTimeout)
+	def(&cfg.EventRetention, DefaultEventRetention)
+	def(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&cfg.ReadTimeout, DefaultReadTimeout)
+	defInt(&cfg.MaxIdleJournals, DefaultMaxIdleJournals)
 	defInt(&cfg.MaxPending, DefaultMaxPending)
 	defInt(&cfg.MaxSessions, DefaultMaxSessions)
 	defInt(&cfg.MaxSessionsPerPeer, DefaultMaxSessionsPerPeer)
+	defInt(&cfg.MaxSessionsPerAddr, DefaultMaxSessionsPerAddr)
 	defInt(&cfg.Burst, DefaultBurst)
 	defInt(&cfg.HandshakeBurst, DefaultHandshakeBurst)
 	defInt(&cfg.MaxNonces, DefaultMaxNonces)
@@ -158,12 +190,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HandshakeRate == 0 {
 		cfg.HandshakeRate = DefaultHandshakeRate
 	}
-	for _, d := range []time.Duration{cfg.PendingTTL, cfg.IdleTimeout, cfg.RequestSkew, cfg.MaxWait, cfg.PingInterval, cfg.OpTimeout} {
+	for _, d := range []time.Duration{cfg.PendingTTL, cfg.IdleTimeout, cfg.RequestSkew, cfg.MaxWait, cfg.PingInterval, cfg.OpTimeout,
+		cfg.ReadHeaderTimeout, cfg.ReadTimeout} {
 		if d < 0 {
 			return nil, errors.New("httpshim: durations must be positive")
 		}
 	}
-	if cfg.MaxPending < 0 || cfg.MaxSessions < 0 || cfg.Burst < 0 || cfg.HandshakeBurst < 0 || cfg.MaxNonces < 0 || cfg.EventBacklog < 0 {
+	if cfg.MaxPending < 0 || cfg.MaxSessions < 0 || cfg.Burst < 0 || cfg.HandshakeBurst < 0 || cfg.MaxNonces < 0 || cfg.EventBacklog < 0 || cfg.MaxIdleJournals < 0 {
 		return nil, errors.New("httpshim: counts must be positive")
 	}
 	if cfg.Now == nil {
@@ -175,7 +208,10 @@ func New(cfg Config) (*Server, error) {
 		pending:  map[[session.SessionIDSize]byte]*pendingHandshake{},
 		sessions: map[[session.SessionIDSize]byte]*httpSession{},
 		perPeer:  map[cryptosuite.PeerID]int{},
+		perAddr:  map[netip.Prefix]int{},
 		journals: map[cryptosuite.PeerID]*journal{},
+
+		masterKeys: map[cryptosuite.PeerID][]byte{},
 	}
 	s.log = cfg.Logger
 	if s.log == nil {
@@ -236,6 +272,20 @@ func (s *Server) Close() error {
 	for _, hs := range all {
 		s.endSession(hs)
 	}
+	s.mu.Lock()
+	var idle []*journal
+	for _, j := range s.journals {
+		if j.refs == 0 {
+			idle = append(idle, j)
+		}
+	}
+	for _, j := range idle {
+		s.dropJournalLocked(j)
+	}
+	s.mu.Unlock()
+	for _, j := range idle {
+		j.close()
+	}
 	s.wg.Wait()
 	return nil
 }
@@ -246,8 +296,8 @@ func (s *Server) Close() error {
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.MaxWait + 30*time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    8 << 10,
@@ -271,6 +321,9 @@ func (s *Server) Stats() Stats {
 func (s *Server) janitor() {
 	defer s.wg.Done()
 	every := min(s.cfg.IdleTimeout/4, s.cfg.PendingTTL/4, 30*time.Second)
+	if s.cfg.EventRetention > 0 {
+		every = min(every, s.cfg.EventRetention/4)
+	}
 	every = max(every, 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -284,9 +337,11 @@ func (s *Server) janitor() {
 	}
 }
 
-// sweep drops expired pending handshakes and idle sessions.
+// sweep drops expired pending handshakes, idle sessions, and the
+// journals of peers without sessions for EventRetention.
 func (s *Server) sweep(now time.Time) {
 	var idle []*httpSession
+	var expired []*journal
 	s.mu.Lock()
 	for id, p := range s.pending {
 		if !now.Before(p.expires) {
@@ -298,17 +353,41 @@ func (s *Server) sweep(now time.Time) {
 			idle = append(idle, hs)
 		}
 	}
+	for _, j := range s.journals {
+		if j.refs == 0 && !now.Before(j.idleSince.Add(s.cfg.EventRetention)) {
+			expired = append(expired, j)
+		}
+	}
+	for _, j := range expired {
+		s.dropJournalLocked(j)
+	}
 	s.mu.Unlock()
+	for _, j := range expired {
+		j.close()
+	}
 	for _, hs := range idle {
 		s.log.Debug("session idle; ended", "peer", hs.peerID.Short())
 		s.endSession(hs)
 	}
 }
 
+// dropJournalLocked removes an idle journal (the caller closes it after
+// unlocking) and raises idFloor to its last id, so that no later journal
+// gives an id again.
+func (s *Server) dropJournalLocked(j *journal) {
+	if s.journals[j.peer] != j {
+		return
+	}
+	delete(s.journals, j.peer)
+	s.idle--
+	s.idFloor = max(s.idFloor, j.lastID())
+}
+
 func (s *Server) dropPendingLocked(id [session.SessionIDSize]byte, p *pendingHandshake, outcome string) {
 	p.resp.Abort()
 	delete(s.pending, id)
 	s.releasePeerLocked(p.peer)
+	s.releaseAddrLocked(p.addr)
 	s.met.handshakes.WithLabelValues(p.mode, outcome).Inc()
 }
 
@@ -316,6 +395,33 @@ func (s *Server) releasePeerLocked(id cryptosuite.PeerID) {
 	if s.perPeer[id]--; s.perPeer[id] <= 0 {
 		delete(s.perPeer, id)
 	}
+}
+
+func (s *Server) releaseAddrLocked(a netip.Prefix) {
+	if s.perAddr[a]--; s.perAddr[a] <= 0 {
+		delete(s.perAddr, a)
+	}
+}
+
+// addrFull reports whether address a holds its maximum of pending
+// handshakes and sessions.
+func (s *Server) addrFullLocked(a netip.Prefix) bool {
+	return s.cfg.MaxSessionsPerAddr > 0 && s.perAddr[a] >= s.cfg.MaxSessionsPerAddr
+}
+
+// addrKey is the unit per-address limits count by: an IPv4 address or an
+// IPv6 /64 (node's rule).
+func addrKey(r *http.Request) netip.Prefix {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	p, _ := ip.Prefix(64)
+	return p
 }
 
 // ServeHTTP serves the shim's API.
@@ -559,16 +665,22 @@ func (s *Server) handshakeInit(q *request) {
 		return
 	}
 	// Capacity first: nothing costly for a request that cannot be kept.
+	addr := addrKey(q.r)
 	s.mu.Lock()
-	if len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions {
+	if len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions || s.addrFullLocked(addr) {
 		s.mu.Unlock()
 		s.sweep(now)
 		s.mu.Lock()
 	}
 	full := len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions
+	addrFull := s.addrFullLocked(addr)
 	s.mu.Unlock()
 	if full {
 		failHS(newAPIError(codeBusy, "too many pending handshakes or sessions"))
+		return
+	}
+	if addrFull {
+		failHS(newAPIError(codeBusy, "too many pending handshakes and sessions from this address"))
 		return
 	}
 	var reserved *cryptosuite.PeerID
@@ -621,14 +733,15 @@ func (s *Server) handshakeInit(q *request) {
 	var sid [session.SessionIDSize]byte
 	copy(sid[:], reply.SessionID)
 	s.mu.Lock()
-	if s.closed || len(s.pending) >= s.cfg.MaxPending {
+	if s.closed || len(s.pending) >= s.cfg.MaxPending || s.addrFullLocked(addr) {
 		s.mu.Unlock()
 		resp.Abort()
 		release()
 		failHS(newAPIError(codeBusy, "too many pending handshakes"))
 		return
 	}
-	s.pending[sid] = &pendingHandshake{resp: resp, peer: resp.Peer().PeerID(), mode: mode, expires: expires}
+	s.perAddr[addr]++
+	s.pending[sid] = &pendingHandshake{resp: resp, peer: resp.Peer().PeerID(), addr: addr, mode: mode, expires: expires}
 	s.mu.Unlock()
 	writeJSON(q.w, http.StatusOK, out)
 }
@@ -671,6 +784,7 @@ func (s *Server) handshakeFinish(q *request) {
 			s.mu.Lock()
 			p.resp.Abort()
 			s.releasePeerLocked(p.peer)
+			s.releaseAddrLocked(p.addr)
 			s.mu.Unlock()
 			s.met.handshakes.WithLabelValues(p.mode, "expired").Inc()
 		}
@@ -681,6 +795,7 @@ func (s *Server) handshakeFinish(q *request) {
 	if err != nil {
 		s.mu.Lock()
 		s.releasePeerLocked(p.peer)
+		s.releaseAddrLocked(p.addr)
 		s.mu.Unlock()
 		e := handshakeError(err)
 		s.met.handshakes.WithLabelValues(p.mode, e.Code).Inc()
@@ -688,9 +803,11 @@ func (s *Server) handshakeFinish(q *request) {
 		return
 	}
 	hs := newHTTPSession(keys, now)
+	hs.addr = p.addr
 	s.mu.Lock()
 	if s.closed {
 		s.releasePeerLocked(p.peer)
+		s.releaseAddrLocked(p.addr)
 		s.mu.Unlock()
 		keys.Wipe()
 		q.fail(newAPIError(codeBusy, "the listener is stopping"))
@@ -698,15 +815,18 @@ func (s *Server) handshakeFinish(q *request) {
 	}
 	j := s.journals[hs.peerID]
 	if j == nil {
-		j, err = s.newJournal(hs.peerID)
+		j, err = s.newJournal(hs.peerID, max(uint64(now.UnixMicro()), s.idFloor+1))
 		if err != nil {
 			s.releasePeerLocked(p.peer)
+			s.releaseAddrLocked(p.addr)
 			s.mu.Unlock()
 			keys.Wipe()
 			q.fail(newAPIError(codeBusy, "the listener is stopping"))
 			return
 		}
 		s.journals[hs.peerID] = j
+	} else if j.refs == 0 {
+		s.idle--
 	}
 	j.refs++
 	hs.journal = j
@@ -734,17 +854,41 @@ func (s *Server) endSession(hs *httpSession) {
 	}
 	delete(s.sessions, hs.id)
 	s.releasePeerLocked(hs.peerID)
+	s.releaseAddrLocked(hs.addr)
+	// The peer's journal outlives its last session by EventRetention,
+	// recording events for a session that resumes; the oldest idle one
+	// goes when more than MaxIdleJournals are idle.
 	j := hs.journal
-	j.refs--
-	last := j.refs == 0
-	if last {
-		delete(s.journals, hs.peerID)
+	var drop *journal
+	if j.refs--; j.refs == 0 {
+		j.idleSince = s.cfg.Now()
+		s.idle++
+		switch {
+		case s.cfg.EventRetention < 0 || s.closed:
+			drop = j
+		case s.idle > s.cfg.MaxIdleJournals:
+			drop = s.oldestIdleLocked()
+		}
+		if drop != nil {
+			s.dropJournalLocked(drop)
+		}
 	}
 	s.mu.Unlock()
 	hs.end()
-	if last {
-		j.close()
+	if drop != nil {
+		drop.close()
 	}
+}
+
+// oldestIdleLocked returns the journal idle the longest.
+func (s *Server) oldestIdleLocked() *journal {
+	var old *journal
+	for _, j := range s.journals {
+		if j.refs == 0 && (old == nil || j.idleSince.Before(old.idleSince)) {
+			old = j
+		}
+	}
+	return old
 }
 
 // opContext bounds one Service call.

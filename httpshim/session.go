@@ -3,6 +3,7 @@ package httpshim
 import (
 	"errors"
 	"math"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,8 @@ type httpSession struct {
 	kex     cryptosuite.KEXID
 	aead    cryptosuite.AEADID
 	authKey [session.AuthKeySize]byte
-	journal *journal // set under Server.mu before the session is visible
+	journal *journal     // set under Server.mu before the session is visible
+	addr    netip.Prefix // the address it was begun from (Server.perAddr)
 
 	done     chan struct{} // closed when the session ends
 	doneOnce sync.Once
