@@ -77,6 +77,9 @@ type host struct {
 type hostOpts struct {
 	tcp  bool
 	tune func(*Config)
+	// skipSigs: the host stores messages without verifying their
+	// signatures (node.ServiceConfig.SkipMessageSignatures).
+	skipSigs bool
 }
 
 func startHost(t testing.TB, o hostOpts) *host {
@@ -85,7 +88,7 @@ func startHost(t testing.TB, o hostOpts) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := node.NewService(node.ServiceConfig{Store: mem, Logger: testLogger()})
+	svc, err := node.NewService(node.ServiceConfig{Store: mem, Logger: testLogger(), SkipMessageSignatures: o.skipSigs})
 	if err != nil {
 		t.Fatal(err)
 	}

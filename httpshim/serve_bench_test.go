@@ -28,11 +28,22 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 // BenchmarkServeMessage measures the shim's own work for one
 // authenticated message POST, without sockets or net/http's parsing: the
 // authentication (headers, MAC, body hash, nonce, rate), the JSON decode,
-// the room's rules with the signature check, the store, the fan-out, the
-// answer. The requests are signed and their messages sealed with the
-// timer stopped, in batches.
+// the room's rules with (host=verifies) or without (host=skips) the
+// message's signature check, the store, the fan-out, the answer. The
+// requests are signed and their messages sealed with the timer stopped,
+// in batches.
 func BenchmarkServeMessage(b *testing.B) {
-	h := startHost(b, hostOpts{tune: func(c *Config) { c.Rate = -1 }})
+	for _, skip := range []bool{false, true} {
+		name := "host=verifies"
+		if skip {
+			name = "host=skips"
+		}
+		b.Run(name, func(b *testing.B) { benchServeMessage(b, skip) })
+	}
+}
+
+func benchServeMessage(b *testing.B, skipSigs bool) {
+	h := startHost(b, hostOpts{tune: func(c *Config) { c.Rate = -1 }, skipSigs: skipSigs})
 	alice := h.httpMember(b, "alice")
 	id := alice.createRoom(b, "bench")
 	ctx := tctx(b)
