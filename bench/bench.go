@@ -57,6 +57,9 @@ type Options struct {
 	// Clients is the churn scenario's number of concurrent clients
 	// (default 50).
 	Clients int
+	// SkipMessageSignatures makes the host store messages without
+	// verifying their signatures (node.ServiceConfig); default: it does.
+	SkipMessageSignatures bool
 	// NewStore makes the host's store (default: a memory store that
 	// keeps 1<<20 messages per room). The scenario closes it.
 	NewStore func(ctx context.Context) (store.Store, error)

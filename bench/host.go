@@ -42,7 +42,7 @@ func startHost(ctx context.Context, o *Options, id *cryptosuite.Identity, tune f
 	if err != nil {
 		return nil, err
 	}
-	svc, err := node.NewService(node.ServiceConfig{Store: st})
+	svc, err := node.NewService(node.ServiceConfig{Store: st, SkipMessageSignatures: o.SkipMessageSignatures})
 	if err != nil {
 		st.Close()
 		return nil, err

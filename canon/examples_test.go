@@ -2,6 +2,8 @@ package canon
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
@@ -60,9 +62,12 @@ func examples() []example {
 			WrappedKeyTuple(room, 3, member, kp, seq(32, 0x20), seq(8, 0x30))},
 		{"per-sender key (HKDF info)", LabelSenderKey, false,
 			SenderKeyInfo(room, 3, sender)},
+		// As the headers carry them: the session id in 32 hex characters,
+		// a 16-byte nonce in hex (openssl rand -hex 16), the body
+		// {"epoch":3} acknowledging epoch 3 of the room.
 		{"HTTP request MAC input", LabelHTTPRequest, false,
-			HTTPRequest("3q2-7w", "POST", "/v1/rooms/abc/messages?x=1",
-				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "1764036000000", "bm9uY2U")},
+			HTTPRequest(hex.EncodeToString(sid[:]), "POST", "/v1/rooms/"+hex.EncodeToString(room[:])+"/acks",
+				fmt.Sprintf("%x", sha256.Sum256([]byte(`{"epoch":3}`))), "1764036000000", hex.EncodeToString(seq(16, 0x70)))},
 		{"direct message AAD", LabelDirectMessageAAD, false,
 			DirectMessageAAD(sid, 1, 41, 2)},
 		{"rekey hash input (SHA-256 salts the new epoch's HKDF-Extract)", LabelRekey, false,

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -393,7 +394,14 @@ func (c *Client) Send(ctx context.Context, id store.RoomID, blob []byte) (uint64
 	var out struct {
 		Seq uint64 `json:"seq"`
 	}
-	err := c.Do(ctx, http.MethodPost, roomPath(id, "/messages"), map[string][]byte{"message": blob}, &out)
+	// {"message":"BASE64"}, as json.Marshal writes it.
+	body := make([]byte, 0, len(`{"message":""}`)+base64.StdEncoding.EncodedLen(len(blob)))
+	body = append(base64.StdEncoding.AppendEncode(append(body, `{"message":"`...), blob), `"}`...)
+	req, err := c.NewRequest(ctx, http.MethodPost, roomPath(id, "/messages"), body)
+	if err != nil {
+		return 0, err
+	}
+	err = c.do(req, &out)
 	return out.Seq, err
 }
 
@@ -434,13 +442,56 @@ func (c *Client) Ack(ctx context.Context, id store.RoomID, epoch uint64) error {
 
 // FetchCommits returns the commits after the epoch and the room's epoch.
 func (c *Client) FetchCommits(ctx context.Context, id store.RoomID, after uint64, limit int) ([][]byte, uint64, error) {
-	var out struct {
-		Commits [][]byte `json:"commits"`
-		Epoch   uint64   `json:"epoch"`
+	cl, err := c.CommitList(ctx, id, after, limit)
+	if err != nil {
+		return nil, 0, err
 	}
+	return cl.Commits, cl.Epoch, nil
+}
+
+// CommitList returns the commits after the epoch as the endpoint answers
+// them: with the room's epoch, its master and the master's identity key,
+// unchecked (MasterKey checks them).
+func (c *Client) CommitList(ctx context.Context, id store.RoomID, after uint64, limit int) (*CommitListJSON, error) {
+	var out CommitListJSON
 	q := url.Values{"after": {strconv.FormatUint(after, 10)}, "limit": {strconv.Itoa(limit)}}
-	err := c.Do(ctx, http.MethodGet, roomPath(id, "/commits?"+q.Encode()), nil, &out)
-	return out.Commits, out.Epoch, err
+	if err := c.Do(ctx, http.MethodGet, roomPath(id, "/commits?"+q.Encode()), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// errWrongMasterKey: the host served a key that is not the master's.
+var errWrongMasterKey = errors.New("httpshim: the host's master key is not the master's")
+
+// VerifyMasterKey checks what the host says of a room's master (room info
+// and commit lists carry both): spki must be an identity key whose
+// SHA-256 is the peer ID master. The key then verifies the room's
+// commits and wrapped keys (room.VerifyCommit, room.NewMemberState).
+func VerifyMasterKey(master string, spki []byte) (*cryptosuite.PublicKey, error) {
+	id, err := cryptosuite.ParsePeerID(master)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errWrongMasterKey, err)
+	}
+	pk, err := cryptosuite.ParsePublicKey(spki)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errWrongMasterKey, err)
+	}
+	if pk.PeerID() != id {
+		return nil, fmt.Errorf("%w: a key of %s for master %s", errWrongMasterKey, pk.PeerID().Short(), id.Short())
+	}
+	return pk, nil
+}
+
+// MasterKey returns the identity key of the room's master, checked
+// against the master's peer ID (VerifyMasterKey): one request, where a
+// TCP client fetches the master's key package.
+func (c *Client) MasterKey(ctx context.Context, id store.RoomID) (*cryptosuite.PublicKey, error) {
+	info, err := c.RoomInfo(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return VerifyMasterKey(info.Master, info.MasterKey)
 }
 
 // FetchKeyPackage returns the key package with hash.

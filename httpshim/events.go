@@ -16,15 +16,25 @@ import (
 )
 
 // journal follows one peer's pushes (Service.Subscribe) while any session
-// of the peer lives: it keeps the last key-sync, membership and lost
-// events with a per-peer counter for GET /v1/events, and wakes the long
-// polls and event streams waiting for anything new.
+// of the peer lives and for Config.EventRetention after the last one
+// ends: it keeps the last key-sync, membership and lost events with a
+// per-peer counter for GET /v1/events, and wakes the long polls and event
+// streams waiting for anything new.
+//
+// The counter starts at the listener's clock in Unix microseconds (or
+// above the last id of a journal dropped before, whichever is higher), so
+// a journal never gives an id an earlier one gave: an id from before a
+// journal began resumes as "lost", never as another event.
 type journal struct {
+	peer   cryptosuite.PeerID
 	sub    *node.Subscription
 	max    int
 	cancel context.CancelFunc
 	done   chan struct{}
-	refs   int // sessions; guarded by Server.mu
+	// Guarded by Server.mu: the peer's sessions, and since when it has
+	// none.
+	refs      int
+	idleSince time.Time
 
 	mu      sync.Mutex
 	last    uint64        // id of the latest event
@@ -39,13 +49,18 @@ type peerEvent struct {
 	Data []byte // JSON
 }
 
-func (s *Server) newJournal(peer cryptosuite.PeerID) (*journal, error) {
+// newJournal starts peer's journal with its counter at base: the first
+// event's id is base+1.
+func (s *Server) newJournal(peer cryptosuite.PeerID, base uint64) (*journal, error) {
 	sub, err := s.svc.Subscribe(peer)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	j := &journal{sub: sub, max: s.cfg.EventBacklog, cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
+	j := &journal{
+		peer: peer, sub: sub, max: s.cfg.EventBacklog, cancel: cancel, done: make(chan struct{}),
+		last: base, changed: make(chan struct{}),
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -65,6 +80,13 @@ func (j *journal) close() {
 	j.cancel()
 	j.sub.Close()
 	<-j.done
+}
+
+// lastID returns the id of the latest event (the base before any).
+func (j *journal) lastID() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.last
 }
 
 // wait returns a channel closed at the next push.
@@ -207,7 +229,7 @@ func (s *Server) readMessages(q *request) {
 func messagesJSON(ms []wire.StoredMessage) []MessageJSON {
 	out := make([]MessageJSON, len(ms))
 	for i, m := range ms {
-		out[i] = MessageJSON{Seq: m.Seq, Stored: m.Stored, Blob: m.Blob}
+		out[i] = MessageJSON{Seq: m.Seq, Stored: m.Stored, Message: m.Blob}
 	}
 	return out
 }
@@ -328,7 +350,7 @@ func (s *Server) roomEvents(q *request) {
 	for {
 		ms := reply.(*wire.MessageList).Messages
 		for _, m := range ms {
-			data, _ := json.Marshal(MessageJSON{Seq: m.Seq, Stored: m.Stored, Blob: m.Blob})
+			data, _ := json.Marshal(MessageJSON{Seq: m.Seq, Stored: m.Stored, Message: m.Blob})
 			e.event(strconv.FormatUint(m.Seq, 10), "message", data)
 			req.After = m.Seq
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -85,35 +86,54 @@ type RoomEntryJSON struct {
 	Left    bool   `json:"left"`
 }
 
-// MemberJSON is wire.MemberEntry as JSON.
+// MemberJSON is wire.MemberEntry as JSON. KeyPackageHash names the key
+// package the member's room key is wrapped to (GET
+// /v1/key-packages/{hash} serves it); a field named key_package is
+// always the blob itself.
 type MemberJSON struct {
-	Peer       string `json:"peer"`
-	Role       string `json:"role"`
-	KeyPackage string `json:"key_package"`
-	Acked      uint64 `json:"acked"`
-	Left       bool   `json:"left"`
+	Peer           string `json:"peer"`
+	Role           string `json:"role"`
+	KeyPackageHash string `json:"key_package_hash"`
+	Acked          uint64 `json:"acked"`
+	Left           bool   `json:"left"`
 }
 
-// RoomInfoJSON is wire.RoomInfoReply as JSON.
+// RoomInfoJSON is wire.RoomInfoReply as JSON, with the master's identity
+// key (SPKI DER), which a member checks against Master (its SHA-256) and
+// then verifies the commits with: the host vouches for nothing the
+// client does not check.
 type RoomInfoJSON struct {
-	Room    string       `json:"room"`
-	Name    string       `json:"name"`
-	Master  string       `json:"master"`
-	Suite   uint16       `json:"suite"`
-	Epoch   uint64       `json:"epoch"`
-	Head    string       `json:"head"`
-	Created int64        `json:"created"`
-	First   uint64       `json:"first"`
-	Last    uint64       `json:"last"`
-	Members []MemberJSON `json:"members"`
-	More    bool         `json:"more"`
+	Room      string       `json:"room"`
+	Name      string       `json:"name"`
+	Master    string       `json:"master"`
+	MasterKey []byte       `json:"master_key"`
+	Suite     uint16       `json:"suite"`
+	Epoch     uint64       `json:"epoch"`
+	Head      string       `json:"head"`
+	Created   int64        `json:"created"`
+	First     uint64       `json:"first"`
+	Last      uint64       `json:"last"`
+	Members   []MemberJSON `json:"members"`
+	More      bool         `json:"more"`
 }
 
-// MessageJSON is wire.StoredMessage as JSON.
+// CommitListJSON is wire.CommitList as JSON (GET
+// /v1/rooms/{room}/commits), with the room's master and its identity key
+// as RoomInfoJSON has them, so a member verifies the commits without
+// another request.
+type CommitListJSON struct {
+	Commits   [][]byte `json:"commits"`
+	Epoch     uint64   `json:"epoch"`
+	Master    string   `json:"master"`
+	MasterKey []byte   `json:"master_key"`
+}
+
+// MessageJSON is wire.StoredMessage as JSON: the signed message blob is
+// "message" here as in the body of POST /v1/rooms/{room}/messages.
 type MessageJSON struct {
-	Seq    uint64 `json:"seq"`
-	Stored int64  `json:"stored"`
-	Blob   []byte `json:"blob"`
+	Seq     uint64 `json:"seq"`
+	Stored  int64  `json:"stored"`
+	Message []byte `json:"message"`
 }
 
 // errBadJSON is wrapped by every refusal of a request body's form.
@@ -177,6 +197,31 @@ func decodeStrict(body []byte, v any, required, optional []string) error {
 		return badJSON("%v", jsonErr(err))
 	}
 	return nil
+}
+
+// decodeOneBytes is decodeStrict's fast path for a body of one base64
+// field, name, in the form encoders write: exactly {"name":"BASE64"}, no
+// whitespace, no escapes. It returns the field's value, or false for any
+// other body (decodeStrict then judges it). Whatever it accepts,
+// decodeStrict accepts with the same value. name needs no JSON escape.
+func decodeOneBytes(body []byte, name string) ([]byte, bool) {
+	n := len(name)
+	if len(body) < n+7 || body[0] != '{' || body[1] != '"' || string(body[2:2+n]) != name ||
+		string(body[2+n:5+n]) != `":"` || string(body[len(body)-2:]) != `"}` {
+		return nil, false
+	}
+	enc := body[5+n : len(body)-2]
+	// The decoder refuses every byte outside the alphabet but for CR and
+	// LF, which it skips: in a JSON string they are an error.
+	if bytes.IndexByte(enc, '\n') >= 0 || bytes.IndexByte(enc, '\r') >= 0 {
+		return nil, false
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	k, err := base64.StdEncoding.Decode(out, enc)
+	if err != nil {
+		return nil, false
+	}
+	return out[:k], true
 }
 
 // skipValue reads one value, bounding its nesting.
@@ -364,6 +409,11 @@ func helloReplyFromJSON(j *HelloReplyJSON) (*wire.HelloReply, error) {
 	}
 	return m, nil
 }
+
+// HelloToJSON returns a requestor's hello (session.Requestor.CreateHello)
+// as the body of POST /v1/handshake/init, for clients that run the
+// handshake's round trips themselves (Client.Handshake runs both).
+func HelloToJSON(m *wire.Hello) (*HelloJSON, error) { return helloToJSON(m) }
 
 // helloToJSON is the client's side of helloToWire.
 func helloToJSON(m *wire.Hello) (*HelloJSON, error) {

@@ -77,6 +77,9 @@ type host struct {
 type hostOpts struct {
 	tcp  bool
 	tune func(*Config)
+	// skipSigs: the host stores messages without verifying their
+	// signatures (node.ServiceConfig.SkipMessageSignatures).
+	skipSigs bool
 }
 
 func startHost(t testing.TB, o hostOpts) *host {
@@ -85,7 +88,7 @@ func startHost(t testing.TB, o hostOpts) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := node.NewService(node.ServiceConfig{Store: mem, Logger: testLogger()})
+	svc, err := node.NewService(node.ServiceConfig{Store: mem, Logger: testLogger(), SkipMessageSignatures: o.skipSigs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,22 +304,32 @@ func (m *member) ack(t testing.TB, epoch uint64) {
 	}
 }
 
-// join starts m's state of a room m was invited to by master.
+// join starts m's state of a room m was invited to by master: over HTTP
+// with the master key the commit list carries (checked against the
+// master's peer ID), over TCP with the master's key package.
 func (m *member) join(t testing.TB, id store.RoomID, master *member) {
 	t.Helper()
-	mkp := m.latestKeyPackage(t, master.id.PeerID())
 	var commits [][]byte
+	var mkey *cryptosuite.PublicKey
 	var err error
 	if m.http != nil {
-		commits, _, err = m.http.FetchCommits(tctx(t), id, 0, 100)
+		var cl *CommitListJSON
+		if cl, err = m.http.CommitList(tctx(t), id, 0, 100); err == nil {
+			commits = cl.Commits
+			mkey, err = VerifyMasterKey(cl.Master, cl.MasterKey)
+			if err == nil && mkey.PeerID() != master.id.PeerID() {
+				t.Fatalf("%s: the commit list names master %s, not %s", m.name, mkey.PeerID().Short(), master.name)
+			}
+		}
 	} else {
+		mkey = m.latestKeyPackage(t, master.id.PeerID()).IdentityKey
 		commits, _, err = m.tcp.FetchCommits(tctx(t), id, 0, 100)
 	}
 	if err != nil {
 		t.Fatalf("%s: commits: %v", m.name, err)
 	}
 	for i, c := range commits {
-		st, err := room.NewMemberState(c, mkp.IdentityKey, m.id.PeerID(), nil)
+		st, err := room.NewMemberState(c, mkey, m.id.PeerID(), nil)
 		if errors.Is(err, room.ErrNotMember) {
 			continue
 		}
@@ -422,7 +435,7 @@ func (m *member) read(t testing.TB, after uint64) []string {
 			t.Fatalf("%s: read: %v", m.name, err)
 		}
 		for _, x := range ms {
-			blobs = append(blobs, x.Blob)
+			blobs = append(blobs, x.Message)
 		}
 	} else {
 		ms, err := m.tcp.Read(tctx(t), m.room, after, 100)

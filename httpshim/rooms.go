@@ -2,9 +2,13 @@ package httpshim
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strconv"
 
+	"github.com/lanpeer/lanpeer/cryptosuite"
+	"github.com/lanpeer/lanpeer/room"
+	"github.com/lanpeer/lanpeer/store"
 	"github.com/lanpeer/lanpeer/wire"
 )
 
@@ -165,18 +169,68 @@ func (s *Server) roomInfo(q *request) {
 		return
 	}
 	ri := r.(*wire.RoomInfoReply)
+	mk, err := s.masterKey(q, id, cryptosuite.PeerID(ri.Master))
+	if err != nil {
+		q.fail(roomError(err))
+		return
+	}
 	out := RoomInfoJSON{
-		Room: hex.EncodeToString(ri.Room), Name: string(ri.Name), Master: hex.EncodeToString(ri.Master),
+		Room: hex.EncodeToString(ri.Room), Name: string(ri.Name), Master: hex.EncodeToString(ri.Master), MasterKey: mk,
 		Suite: ri.Suite, Epoch: ri.Epoch, Head: hex.EncodeToString(ri.Head), Created: ri.Created,
 		First: ri.First, Last: ri.Last, More: ri.More, Members: make([]MemberJSON, len(ri.Members)),
 	}
 	for i, me := range ri.Members {
 		out.Members[i] = MemberJSON{
 			Peer: hex.EncodeToString(me.Peer), Role: roleName(me.Role == wire.RoleMaster),
-			KeyPackage: hex.EncodeToString(me.KeyPackage), Acked: me.Acked, Left: me.Left,
+			KeyPackageHash: hex.EncodeToString(me.KeyPackage), Acked: me.Acked, Left: me.Left,
 		}
 	}
 	writeJSON(q.w, http.StatusOK, out)
+}
+
+// maxMasterKeys bounds the cache of masters' identity keys.
+const maxMasterKeys = 1024
+
+// masterKey returns the identity key (SPKI DER) of master, room id's
+// master, from the key package its member record names: a key package
+// the host verified when it was published and keeps while a member names
+// it. The operation before checked the caller's right to the room. The
+// client checks that the key's SHA-256 is the master's peer ID, so the
+// host vouches for nothing; and since a peer ID has one key, the keys
+// are cached by peer ID.
+func (s *Server) masterKey(q *request, id store.RoomID, master cryptosuite.PeerID) ([]byte, error) {
+	s.mu.Lock()
+	k, ok := s.masterKeys[master]
+	s.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	ctx, cancel := s.opContext(q.r)
+	defer cancel()
+	h := s.svc.Host()
+	m, err := h.Store().GetMember(ctx, id, master)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := h.KeyPackage(ctx, m.KeyPackageHash)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := room.VerifyStoredKeyPackage(blob)
+	if err != nil {
+		return nil, err
+	}
+	if kp.Owner != master {
+		return nil, fmt.Errorf("httpshim: the key package of master %s is %s's", master.Short(), kp.Owner.Short())
+	}
+	k = kp.IdentityKey.SPKI()
+	s.mu.Lock()
+	if len(s.masterKeys) >= maxMasterKeys {
+		clear(s.masterKeys)
+	}
+	s.masterKeys[master] = k
+	s.mu.Unlock()
+	return k, nil
 }
 
 func (s *Server) deleteRoom(q *request) {
@@ -237,10 +291,19 @@ func (s *Server) fetchCommits(q *request) {
 		return
 	}
 	cl := r.(*wire.CommitList)
-	out := struct {
-		Commits [][]byte `json:"commits"`
-		Epoch   uint64   `json:"epoch"`
-	}{Commits: cl.Commits, Epoch: cl.Epoch}
+	ctx, cancel := s.opContext(q.r)
+	defer cancel()
+	rm, err := s.svc.Host().Store().GetRoom(ctx, id)
+	if err != nil {
+		q.fail(roomError(err))
+		return
+	}
+	mk, err := s.masterKey(q, id, rm.Master)
+	if err != nil {
+		q.fail(roomError(err))
+		return
+	}
+	out := CommitListJSON{Commits: cl.Commits, Epoch: cl.Epoch, Master: rm.Master.String(), MasterKey: mk}
 	if out.Commits == nil {
 		out.Commits = [][]byte{}
 	}
@@ -333,20 +396,25 @@ func (s *Server) sendMessage(q *request) {
 	if !ok || !q.noQuery() {
 		return
 	}
-	var v struct {
-		Message []byte `json:"message"`
+	msg, ok := decodeOneBytes(q.body, "message")
+	if !ok {
+		var v struct {
+			Message []byte `json:"message"`
+		}
+		if !q.decode(&v, "message") {
+			return
+		}
+		msg = v.Message
 	}
-	if !q.decode(&v, "message") {
-		return
-	}
-	r, ok := q.run(&wire.SendMessage{Room: id[:], Message: v.Message})
+	r, ok := q.run(&wire.SendMessage{Room: id[:], Message: msg})
 	if !ok {
 		return
 	}
 	s.met.messagesIn.Inc()
 	ms := r.(*wire.MessageStored)
-	writeJSON(q.w, http.StatusOK, struct {
-		Seq    uint64 `json:"seq"`
-		Stored int64  `json:"stored"`
-	}{Seq: ms.Seq, Stored: ms.Stored})
+	// {"seq":N,"stored":N}, as json.Marshal writes it.
+	b := make([]byte, 0, 64)
+	b = strconv.AppendUint(append(b, `{"seq":`...), ms.Seq, 10)
+	b = strconv.AppendInt(append(b, `,"stored":`...), ms.Stored, 10)
+	writeJSONBytes(q.w, http.StatusOK, append(b, "}\n"...))
 }

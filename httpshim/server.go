@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lanpeer/lanpeer/cryptosuite"
@@ -30,6 +31,7 @@ const (
 	DefaultMaxPending         = 64
 	DefaultMaxSessions        = 256
 	DefaultMaxSessionsPerPeer = node.DefaultMaxSessionsPerPeer
+	DefaultMaxSessionsPerAddr = 16
 	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultRequestSkew        = 60 * time.Second
 	DefaultRate               = 20
@@ -40,7 +42,11 @@ const (
 	DefaultMaxWait            = 30 * time.Second
 	DefaultPingInterval       = 15 * time.Second
 	DefaultEventBacklog       = 256
+	DefaultEventRetention     = 10 * time.Minute
+	DefaultMaxIdleJournals    = 256
 	DefaultOpTimeout          = 10 * time.Second
+	DefaultReadHeaderTimeout  = 5 * time.Second
+	DefaultReadTimeout        = 30 * time.Second
 
 	// MaxHandshakeBody bounds the body of init and finish.
 	MaxHandshakeBody = 8 << 10
@@ -48,10 +54,12 @@ const (
 	MaxBody = 64 << 10
 
 	maxTrackedAddrs = 4096
+	maxPrealloc     = 4 << 10 // readAll's largest buffer before the body arrives
 )
 
 // Config configures a Server. A zero field selects its default; for the
-// rates and MaxSessionsPerPeer a negative value turns the limit off.
+// rates, MaxSessionsPerPeer and MaxSessionsPerAddr a negative value turns
+// the limit off.
 type Config struct {
 	// Service runs the room operations: the one the TCP listener uses.
 	// Required; the Server does not close it.
@@ -71,17 +79,31 @@ type Config struct {
 	MaxPending         int           // pending handshakes
 	MaxSessions        int           // established sessions
 	MaxSessionsPerPeer int           // sessions (and pending handshakes) of one identity
+	// MaxSessionsPerAddr bounds the sessions and pending handshakes begun
+	// from one client address (an IPv4 address or an IPv6 /64), so that
+	// one address cannot take every slot with identities made for it.
+	MaxSessionsPerAddr int
 	IdleTimeout        time.Duration // a session without requests ends
 	RequestSkew        time.Duration // request timestamp window, either side of now
 	Rate               float64       // requests a second per session
 	Burst              int
 	HandshakeRate      float64 // handshake inits a second per client address
 	HandshakeBurst     int
-	MaxNonces          int           // request nonces remembered per session
+	MaxNonces          int           // request nonces remembered per session (the replay window)
 	MaxWait            time.Duration // longest long poll
 	PingInterval       time.Duration // event streams' keep-alive comment
 	EventBacklog       int           // session events kept per peer for Last-Event-ID
-	OpTimeout          time.Duration // one Service call
+	// EventRetention is how long a peer's events are still recorded
+	// after its last session ended, so that a new session resumes
+	// GET /v1/events from Last-Event-ID; MaxIdleJournals bounds the peers
+	// so followed. A negative EventRetention stops following at once.
+	EventRetention  time.Duration
+	MaxIdleJournals int
+	OpTimeout       time.Duration // one Service call
+	// ReadHeaderTimeout and ReadTimeout are HTTPServer's: the time a
+	// client has to send a request's headers, and its whole request.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 
 	// Now defaults to time.Now; Logger to discarding.
 	Now    func() time.Time
@@ -111,13 +133,20 @@ type Server struct {
 	pending  map[[session.SessionIDSize]byte]*pendingHandshake
 	sessions map[[session.SessionIDSize]byte]*httpSession
 	perPeer  map[cryptosuite.PeerID]int
-	journals map[cryptosuite.PeerID]*journal
-	closed   bool
+	perAddr  map[netip.Prefix]int            // pending handshakes and sessions by client address
+	journals map[cryptosuite.PeerID]*journal // with sessions, or idle within EventRetention
+	idle     int                             // journals without sessions
+	idFloor  uint64                          // the highest event id of a dropped journal
+	// masterKeys caches rooms' masters' identity keys (SPKI DER) by
+	// peer ID, at most maxMasterKeys.
+	masterKeys map[cryptosuite.PeerID][]byte
+	closed     bool
 }
 
 type pendingHandshake struct {
 	resp    *session.Responder
 	peer    cryptosuite.PeerID
+	addr    netip.Prefix
 	mode    string
 	expires time.Time
 }
@@ -143,9 +172,14 @@ func New(cfg Config) (*Server, error) {
 	def(&cfg.MaxWait, DefaultMaxWait)
 	def(&cfg.PingInterval, DefaultPingInterval)
 	def(&cfg.OpTimeout, DefaultOpTimeout)
+	def(&cfg.EventRetention, DefaultEventRetention)
+	def(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&cfg.ReadTimeout, DefaultReadTimeout)
+	defInt(&cfg.MaxIdleJournals, DefaultMaxIdleJournals)
 	defInt(&cfg.MaxPending, DefaultMaxPending)
 	defInt(&cfg.MaxSessions, DefaultMaxSessions)
 	defInt(&cfg.MaxSessionsPerPeer, DefaultMaxSessionsPerPeer)
+	defInt(&cfg.MaxSessionsPerAddr, DefaultMaxSessionsPerAddr)
 	defInt(&cfg.Burst, DefaultBurst)
 	defInt(&cfg.HandshakeBurst, DefaultHandshakeBurst)
 	defInt(&cfg.MaxNonces, DefaultMaxNonces)
@@ -156,12 +190,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HandshakeRate == 0 {
 		cfg.HandshakeRate = DefaultHandshakeRate
 	}
-	for _, d := range []time.Duration{cfg.PendingTTL, cfg.IdleTimeout, cfg.RequestSkew, cfg.MaxWait, cfg.PingInterval, cfg.OpTimeout} {
+	for _, d := range []time.Duration{cfg.PendingTTL, cfg.IdleTimeout, cfg.RequestSkew, cfg.MaxWait, cfg.PingInterval, cfg.OpTimeout,
+		cfg.ReadHeaderTimeout, cfg.ReadTimeout} {
 		if d < 0 {
 			return nil, errors.New("httpshim: durations must be positive")
 		}
 	}
-	if cfg.MaxPending < 0 || cfg.MaxSessions < 0 || cfg.Burst < 0 || cfg.HandshakeBurst < 0 || cfg.MaxNonces < 0 || cfg.EventBacklog < 0 {
+	if cfg.MaxPending < 0 || cfg.MaxSessions < 0 || cfg.Burst < 0 || cfg.HandshakeBurst < 0 || cfg.MaxNonces < 0 || cfg.EventBacklog < 0 || cfg.MaxIdleJournals < 0 {
 		return nil, errors.New("httpshim: counts must be positive")
 	}
 	if cfg.Now == nil {
@@ -173,7 +208,10 @@ func New(cfg Config) (*Server, error) {
 		pending:  map[[session.SessionIDSize]byte]*pendingHandshake{},
 		sessions: map[[session.SessionIDSize]byte]*httpSession{},
 		perPeer:  map[cryptosuite.PeerID]int{},
+		perAddr:  map[netip.Prefix]int{},
 		journals: map[cryptosuite.PeerID]*journal{},
+
+		masterKeys: map[cryptosuite.PeerID][]byte{},
 	}
 	s.log = cfg.Logger
 	if s.log == nil {
@@ -234,6 +272,20 @@ func (s *Server) Close() error {
 	for _, hs := range all {
 		s.endSession(hs)
 	}
+	s.mu.Lock()
+	var idle []*journal
+	for _, j := range s.journals {
+		if j.refs == 0 {
+			idle = append(idle, j)
+		}
+	}
+	for _, j := range idle {
+		s.dropJournalLocked(j)
+	}
+	s.mu.Unlock()
+	for _, j := range idle {
+		j.close()
+	}
 	s.wg.Wait()
 	return nil
 }
@@ -244,8 +296,8 @@ func (s *Server) Close() error {
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.MaxWait + 30*time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    8 << 10,
@@ -269,6 +321,9 @@ func (s *Server) Stats() Stats {
 func (s *Server) janitor() {
 	defer s.wg.Done()
 	every := min(s.cfg.IdleTimeout/4, s.cfg.PendingTTL/4, 30*time.Second)
+	if s.cfg.EventRetention > 0 {
+		every = min(every, s.cfg.EventRetention/4)
+	}
 	every = max(every, 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -282,9 +337,11 @@ func (s *Server) janitor() {
 	}
 }
 
-// sweep drops expired pending handshakes and idle sessions.
+// sweep drops expired pending handshakes, idle sessions, and the
+// journals of peers without sessions for EventRetention.
 func (s *Server) sweep(now time.Time) {
 	var idle []*httpSession
+	var expired []*journal
 	s.mu.Lock()
 	for id, p := range s.pending {
 		if !now.Before(p.expires) {
@@ -296,17 +353,41 @@ func (s *Server) sweep(now time.Time) {
 			idle = append(idle, hs)
 		}
 	}
+	for _, j := range s.journals {
+		if j.refs == 0 && !now.Before(j.idleSince.Add(s.cfg.EventRetention)) {
+			expired = append(expired, j)
+		}
+	}
+	for _, j := range expired {
+		s.dropJournalLocked(j)
+	}
 	s.mu.Unlock()
+	for _, j := range expired {
+		j.close()
+	}
 	for _, hs := range idle {
 		s.log.Debug("session idle; ended", "peer", hs.peerID.Short())
 		s.endSession(hs)
 	}
 }
 
+// dropJournalLocked removes an idle journal (the caller closes it after
+// unlocking) and raises idFloor to its last id, so that no later journal
+// gives an id again.
+func (s *Server) dropJournalLocked(j *journal) {
+	if s.journals[j.peer] != j {
+		return
+	}
+	delete(s.journals, j.peer)
+	s.idle--
+	s.idFloor = max(s.idFloor, j.lastID())
+}
+
 func (s *Server) dropPendingLocked(id [session.SessionIDSize]byte, p *pendingHandshake, outcome string) {
 	p.resp.Abort()
 	delete(s.pending, id)
 	s.releasePeerLocked(p.peer)
+	s.releaseAddrLocked(p.addr)
 	s.met.handshakes.WithLabelValues(p.mode, outcome).Inc()
 }
 
@@ -314,6 +395,33 @@ func (s *Server) releasePeerLocked(id cryptosuite.PeerID) {
 	if s.perPeer[id]--; s.perPeer[id] <= 0 {
 		delete(s.perPeer, id)
 	}
+}
+
+func (s *Server) releaseAddrLocked(a netip.Prefix) {
+	if s.perAddr[a]--; s.perAddr[a] <= 0 {
+		delete(s.perAddr, a)
+	}
+}
+
+// addrFull reports whether address a holds its maximum of pending
+// handshakes and sessions.
+func (s *Server) addrFullLocked(a netip.Prefix) bool {
+	return s.cfg.MaxSessionsPerAddr > 0 && s.perAddr[a] >= s.cfg.MaxSessionsPerAddr
+}
+
+// addrKey is the unit per-address limits count by: an IPv4 address or an
+// IPv6 /64 (node's rule).
+func addrKey(r *http.Request) netip.Prefix {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	p, _ := ip.Prefix(64)
+	return p
 }
 
 // ServeHTTP serves the shim's API.
@@ -358,6 +466,11 @@ func (s *Server) handle(pattern string, methods map[string]endpoint) {
 		}
 		allow += m
 	}
+	// Each method's latency series, looked up once.
+	latency := make(map[string]prometheus.Observer, len(methods))
+	for m := range methods {
+		latency[m] = s.met.latency.WithLabelValues(pattern, m)
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ep, ok := methods[r.Method]
@@ -366,9 +479,8 @@ func (s *Server) handle(pattern string, methods map[string]endpoint) {
 			s.fail(w, newAPIError(CodeMethodNotAllowed, "%s is not allowed here (allowed: %s)", r.Method, allow))
 			return
 		}
-		defer func() {
-			s.met.latency.WithLabelValues(pattern, r.Method).Observe(time.Since(start).Seconds())
-		}()
+		obs := latency[r.Method]
+		defer func() { obs.Observe(time.Since(start).Seconds()) }()
 		if s.isClosed() {
 			s.fail(w, newAPIError(codeBusy, "the listener is stopping"))
 			return
@@ -400,7 +512,11 @@ func (s *Server) isClosed() bool {
 func (s *Server) readBody(q *request, max int64) bool {
 	r := q.r
 	if r.Method == http.MethodPost {
-		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		ct := r.Header.Get("Content-Type")
+		mt, err := "application/json", error(nil)
+		if ct != mt { // parsed unless it is the plain type
+			mt, _, err = mime.ParseMediaType(ct)
+		}
 		if err != nil || mt != "application/json" {
 			q.fail(newAPIError(CodeUnsupportedMedia, "the body must be application/json"))
 			return false
@@ -416,7 +532,7 @@ func (s *Server) readBody(q *request, max int64) bool {
 		}
 		return false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(q.w, r.Body, max))
+	body, err := readAll(http.MaxBytesReader(q.w, r.Body, max), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -431,6 +547,30 @@ func (s *Server) readBody(q *request, max int64) bool {
 	}
 	q.body = body
 	return true
+}
+
+// readAll is io.ReadAll starting with room for the declared length, when
+// it is small (a body that has not arrived yet holds no more than a
+// bufio buffer's worth), so that reading a message does not grow its
+// buffer. length was checked against the bound before.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 || length > maxPrealloc {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, length+1) // +1: the read that sees EOF
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than declared: grow
+		}
+	}
 }
 
 // authenticate checks a request's authentication (docs/HTTP.md, "Request
@@ -475,12 +615,12 @@ func (s *Server) authenticate(q *request, maxBody int64) bool {
 		q.fail(newAPIError(codeStaleTimestamp, "the timestamp is more than %v from the listener's clock", skew))
 		return false
 	}
-	switch hs.addNonce(a.Nonce, now, a.Timestamp.Add(skew), s.cfg.MaxNonces) {
+	switch hs.addNonce(a.Nonce, a.Timestamp.UnixMilli(), s.cfg.MaxNonces) {
 	case errNonceReplay:
 		q.fail(newAPIError(codeReplay, "the nonce was used before in this session"))
 		return false
-	case errNonceFull:
-		q.fail(newAPIError(codeBusy, "the session's nonce cache is full"))
+	case errNonceStale:
+		q.fail(newAPIError(codeStaleTimestamp, "the timestamp is at or below the session's replay floor (%d requests came after it); sign the request again", s.cfg.MaxNonces))
 		return false
 	}
 	q.sess = hs
@@ -525,16 +665,22 @@ func (s *Server) handshakeInit(q *request) {
 		return
 	}
 	// Capacity first: nothing costly for a request that cannot be kept.
+	addr := addrKey(q.r)
 	s.mu.Lock()
-	if len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions {
+	if len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions || s.addrFullLocked(addr) {
 		s.mu.Unlock()
 		s.sweep(now)
 		s.mu.Lock()
 	}
 	full := len(s.pending) >= s.cfg.MaxPending || len(s.pending)+len(s.sessions) >= s.cfg.MaxSessions
+	addrFull := s.addrFullLocked(addr)
 	s.mu.Unlock()
 	if full {
 		failHS(newAPIError(codeBusy, "too many pending handshakes or sessions"))
+		return
+	}
+	if addrFull {
+		failHS(newAPIError(codeBusy, "too many pending handshakes and sessions from this address"))
 		return
 	}
 	var reserved *cryptosuite.PeerID
@@ -587,14 +733,15 @@ func (s *Server) handshakeInit(q *request) {
 	var sid [session.SessionIDSize]byte
 	copy(sid[:], reply.SessionID)
 	s.mu.Lock()
-	if s.closed || len(s.pending) >= s.cfg.MaxPending {
+	if s.closed || len(s.pending) >= s.cfg.MaxPending || s.addrFullLocked(addr) {
 		s.mu.Unlock()
 		resp.Abort()
 		release()
 		failHS(newAPIError(codeBusy, "too many pending handshakes"))
 		return
 	}
-	s.pending[sid] = &pendingHandshake{resp: resp, peer: resp.Peer().PeerID(), mode: mode, expires: expires}
+	s.perAddr[addr]++
+	s.pending[sid] = &pendingHandshake{resp: resp, peer: resp.Peer().PeerID(), addr: addr, mode: mode, expires: expires}
 	s.mu.Unlock()
 	writeJSON(q.w, http.StatusOK, out)
 }
@@ -637,6 +784,7 @@ func (s *Server) handshakeFinish(q *request) {
 			s.mu.Lock()
 			p.resp.Abort()
 			s.releasePeerLocked(p.peer)
+			s.releaseAddrLocked(p.addr)
 			s.mu.Unlock()
 			s.met.handshakes.WithLabelValues(p.mode, "expired").Inc()
 		}
@@ -647,6 +795,7 @@ func (s *Server) handshakeFinish(q *request) {
 	if err != nil {
 		s.mu.Lock()
 		s.releasePeerLocked(p.peer)
+		s.releaseAddrLocked(p.addr)
 		s.mu.Unlock()
 		e := handshakeError(err)
 		s.met.handshakes.WithLabelValues(p.mode, e.Code).Inc()
@@ -654,9 +803,11 @@ func (s *Server) handshakeFinish(q *request) {
 		return
 	}
 	hs := newHTTPSession(keys, now)
+	hs.addr = p.addr
 	s.mu.Lock()
 	if s.closed {
 		s.releasePeerLocked(p.peer)
+		s.releaseAddrLocked(p.addr)
 		s.mu.Unlock()
 		keys.Wipe()
 		q.fail(newAPIError(codeBusy, "the listener is stopping"))
@@ -664,15 +815,18 @@ func (s *Server) handshakeFinish(q *request) {
 	}
 	j := s.journals[hs.peerID]
 	if j == nil {
-		j, err = s.newJournal(hs.peerID)
+		j, err = s.newJournal(hs.peerID, max(uint64(now.UnixMicro()), s.idFloor+1))
 		if err != nil {
 			s.releasePeerLocked(p.peer)
+			s.releaseAddrLocked(p.addr)
 			s.mu.Unlock()
 			keys.Wipe()
 			q.fail(newAPIError(codeBusy, "the listener is stopping"))
 			return
 		}
 		s.journals[hs.peerID] = j
+	} else if j.refs == 0 {
+		s.idle--
 	}
 	j.refs++
 	hs.journal = j
@@ -700,17 +854,41 @@ func (s *Server) endSession(hs *httpSession) {
 	}
 	delete(s.sessions, hs.id)
 	s.releasePeerLocked(hs.peerID)
+	s.releaseAddrLocked(hs.addr)
+	// The peer's journal outlives its last session by EventRetention,
+	// recording events for a session that resumes; the oldest idle one
+	// goes when more than MaxIdleJournals are idle.
 	j := hs.journal
-	j.refs--
-	last := j.refs == 0
-	if last {
-		delete(s.journals, hs.peerID)
+	var drop *journal
+	if j.refs--; j.refs == 0 {
+		j.idleSince = s.cfg.Now()
+		s.idle++
+		switch {
+		case s.cfg.EventRetention < 0 || s.closed:
+			drop = j
+		case s.idle > s.cfg.MaxIdleJournals:
+			drop = s.oldestIdleLocked()
+		}
+		if drop != nil {
+			s.dropJournalLocked(drop)
+		}
 	}
 	s.mu.Unlock()
 	hs.end()
-	if last {
-		j.close()
+	if drop != nil {
+		drop.close()
 	}
+}
+
+// oldestIdleLocked returns the journal idle the longest.
+func (s *Server) oldestIdleLocked() *journal {
+	var old *journal
+	for _, j := range s.journals {
+		if j.refs == 0 && (old == nil || j.idleSince.Before(old.idleSince)) {
+			old = j
+		}
+	}
+	return old
 }
 
 // opContext bounds one Service call.

@@ -2,6 +2,9 @@ package httpshim
 
 import (
 	"errors"
+	"math"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,16 +21,21 @@ type httpSession struct {
 	kex     cryptosuite.KEXID
 	aead    cryptosuite.AEADID
 	authKey [session.AuthKeySize]byte
-	journal *journal // set under Server.mu before the session is visible
+	journal *journal     // set under Server.mu before the session is visible
+	addr    netip.Prefix // the address it was begun from (Server.perAddr)
 
 	done     chan struct{} // closed when the session ends
 	doneOnce sync.Once
 
 	mu       sync.Mutex
 	lastUsed time.Time
-	inUse    int                  // requests and streams being served
-	nonces   map[string]time.Time // nonce -> until when it is remembered
-	nextExp  time.Time            // no later than the earliest expiry in nonces
+	inUse    int // requests and streams being served
+	// The replay window (addNonce): the nonces remembered, with their
+	// timestamps, in order of arrival, and the floor.
+	nonces   map[string]int64 // nonce -> its request's timestamp, Unix ms
+	order    []string         // ring of the nonces in nonces, oldest at next
+	next     int              // the ring's oldest entry once it is full
+	floor    int64            // requests at or below it are refused; see addNonce
 	tokens   float64
 	tokensAt time.Time
 	ended    bool
@@ -36,8 +44,8 @@ type httpSession struct {
 func newHTTPSession(k *session.Keys, now time.Time) *httpSession {
 	hs := &httpSession{
 		id: k.SessionID, peer: k.Peer, peerID: k.Peer.PeerID(), kex: k.KEX.ID, aead: k.AEAD.ID,
-		authKey: k.AuthKey, done: make(chan struct{}), lastUsed: now, nonces: map[string]time.Time{},
-		tokens: -1,
+		authKey: k.AuthKey, done: make(chan struct{}), lastUsed: now, nonces: map[string]int64{},
+		tokens: -1, floor: math.MinInt64,
 	}
 	return hs
 }
@@ -75,6 +83,7 @@ func (hs *httpSession) end() {
 	hs.ended = true
 	clear(hs.authKey[:])
 	clear(hs.nonces)
+	hs.order = nil
 	hs.mu.Unlock()
 	hs.doneOnce.Do(func() { close(hs.done) })
 }
@@ -102,37 +111,38 @@ func (hs *httpSession) allowRate(now time.Time, rate float64, burst int) bool {
 
 var (
 	errNonceReplay = errors.New("httpshim: nonce replayed")
-	errNonceFull   = errors.New("httpshim: nonce cache full")
+	errNonceStale  = errors.New("httpshim: timestamp at or below the session's replay floor")
 )
 
-// addNonce remembers nonce until until, or refuses a nonce already
-// remembered. A full cache is swept once something in it can have
-// expired; still full, it refuses.
-func (hs *httpSession) addNonce(nonce string, now, until time.Time, max int) error {
+// addNonce admits a request's nonce, whose timestamp ts (Unix ms) the
+// caller found within the window, or refuses it. The session remembers
+// its last limit nonces; when it forgets the oldest, the floor rises to
+// that nonce's timestamp, and every request at or below the floor is
+// refused (errNonceStale). Every nonce ever admitted is thus either
+// remembered or at or below the floor: a replay is refused whenever it
+// comes (errNonceReplay or errNonceStale), and a session's rate is not
+// bounded by limit. An honest client's timestamps increase, so the floor
+// stays behind its requests; one held back while limit later ones
+// overtook it is refused, and sent again, newly signed.
+func (hs *httpSession) addNonce(nonce string, ts int64, limit int) error {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	if exp, ok := hs.nonces[nonce]; ok && now.Before(exp) {
+	if ts <= hs.floor {
+		return errNonceStale
+	}
+	if _, ok := hs.nonces[nonce]; ok {
 		return errNonceReplay
 	}
-	if len(hs.nonces) >= max {
-		if now.Before(hs.nextExp) {
-			return errNonceFull
-		}
-		hs.nextExp = time.Time{}
-		for n, exp := range hs.nonces {
-			if !now.Before(exp) {
-				delete(hs.nonces, n)
-			} else if hs.nextExp.IsZero() || exp.Before(hs.nextExp) {
-				hs.nextExp = exp
-			}
-		}
-		if len(hs.nonces) >= max {
-			return errNonceFull
-		}
+	nonce = strings.Clone(nonce) // kept: hold no more than its bytes
+	if len(hs.order) < limit {
+		hs.order = append(hs.order, nonce)
+	} else {
+		old := hs.order[hs.next]
+		hs.floor = max(hs.floor, hs.nonces[old])
+		delete(hs.nonces, old)
+		hs.order[hs.next] = nonce
+		hs.next = (hs.next + 1) % limit
 	}
-	hs.nonces[nonce] = until
-	if len(hs.nonces) == 1 || until.Before(hs.nextExp) {
-		hs.nextExp = until
-	}
+	hs.nonces[nonce] = ts
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/room"
 	"github.com/lanpeer/lanpeer/session"
+	"github.com/lanpeer/lanpeer/store"
 )
 
 // TestHandshakeModes runs the handshake over real HTTP in every
@@ -460,8 +462,15 @@ func TestSessionLimits(t *testing.T) {
 	if err := c.Do(tctx(t), http.MethodGet, "/v1/session", nil, nil); !errors.As(err, &ae) || ae.Code != CodeUnknownSession {
 		t.Fatalf("an idle session: %v, want 401 unknown-session", err)
 	}
+	// The peer's events are still recorded for a session that resumes,
+	// for EventRetention.
+	if st := h.shim.Stats(); st.Sessions != 0 || st.Journals != 1 {
+		t.Fatalf("after expiry: %+v, want no session and the peer's journal", st)
+	}
+	clock.advance(DefaultEventRetention)
+	h.shim.sweep(clock.now())
 	if st := h.shim.Stats(); st.Sessions != 0 || st.Journals != 0 {
-		t.Fatalf("after expiry: %+v", st)
+		t.Fatalf("after the event retention: %+v", st)
 	}
 	if err := c.Handshake(tctx(t)); err != nil {
 		t.Fatal(err)
@@ -499,7 +508,7 @@ func TestLongPoll(t *testing.T) {
 	alice.send(t, "wake up")
 	select {
 	case r := <-done:
-		if r.err != nil || len(r.ms) != 1 || bob.open(t, r.ms[0].Blob) != "wake up" {
+		if r.err != nil || len(r.ms) != 1 || bob.open(t, r.ms[0].Message) != "wake up" {
 			t.Fatalf("long poll: %v %v", r.ms, r.err)
 		}
 	case <-time.After(hang):
@@ -534,7 +543,7 @@ func TestRoomEvents(t *testing.T) {
 		if ev.Kind != "message" || ev.ID != fmt.Sprint(seq) || json.Unmarshal(ev.Data, &m) != nil || m.Seq != uint64(seq) {
 			t.Fatalf("event %+v, want message %d", ev, seq)
 		}
-		if got := alice.open(t, m.Blob); got != text {
+		if got := alice.open(t, m.Message); got != text {
 			t.Fatalf("event %d holds %q, want %q", seq, got, text)
 		}
 	}
@@ -571,44 +580,177 @@ func TestSessionEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := alice.createRoom(t, "ev")
-	alice.invite(t, bob) // bob: membership invite (1), key-sync (2)
-	next := func(es *EventStream, wantID, kind string, epoch uint64) {
-		t.Helper()
-		ev, err := es.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d struct {
-			Room  string `json:"room"`
-			Epoch uint64 `json:"epoch"`
-		}
-		json.Unmarshal(ev.Data, &d)
-		if ev.ID != wantID || ev.Kind != kind || d.Room != id.String() || d.Epoch != epoch {
-			t.Fatalf("event %+v %s, want id %s %s epoch %d", ev, ev.Data, wantID, kind, epoch)
-		}
+	alice.invite(t, bob) // bob: membership invite, key-sync
+	first := nextEvent(t, es, "", "membership", id, 2)
+	base, err := strconv.ParseUint(first, 10, 64)
+	if err != nil {
+		t.Fatalf("event id %q", first)
 	}
-	next(es, "1", "membership", 2)
-	next(es, "2", "key-sync", 2)
+	evID := func(n uint64) string { return strconv.FormatUint(base+n-1, 10) }
+	nextEvent(t, es, evID(2), "key-sync", id, 2)
 	es.Close()
 	bob.join(t, id, alice)
 	alice.invite(t, carol) // bob: membership (3), key-sync (4) while no stream is open
-	es, err = bob.http.Events(ctx, "/v1/events", "2")
+	es, err = bob.http.Events(ctx, "/v1/events", evID(2))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer es.Close()
-	next(es, "3", "membership", 3)
-	next(es, "4", "key-sync", 3)
+	nextEvent(t, es, evID(3), "membership", id, 3)
+	nextEvent(t, es, evID(4), "key-sync", id, 3)
 
 	// An id the journal never gave: a lost event, then live events.
-	es2, err := bob.http.Events(ctx, "/v1/events", "999")
+	es2, err := bob.http.Events(ctx, "/v1/events", evID(999))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer es2.Close()
 	ev, err := es2.Next()
-	if err != nil || ev.Kind != "lost" || ev.ID != "4" {
-		t.Fatalf("resume from an unknown id: %+v %v, want lost with id 4", ev, err)
+	if err != nil || ev.Kind != "lost" || ev.ID != evID(4) {
+		t.Fatalf("resume from an unknown id: %+v %v, want lost with id %s", ev, err, evID(4))
+	}
+}
+
+// nextEvent reads the next session event and checks it (wantID "": any).
+func nextEvent(t *testing.T, es *EventStream, wantID, kind string, id store.RoomID, epoch uint64) string {
+	t.Helper()
+	ev, err := es.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Room  string `json:"room"`
+		Epoch uint64 `json:"epoch"`
+	}
+	json.Unmarshal(ev.Data, &d)
+	if (wantID != "" && ev.ID != wantID) || ev.Kind != kind || d.Room != id.String() || d.Epoch != epoch {
+		t.Fatalf("event %+v %s, want id %s %s epoch %d", ev, ev.Data, wantID, kind, epoch)
+	}
+	return ev.ID
+}
+
+// TestSessionEventsAcrossSessions: a peer's event counter outlives its
+// sessions. A new session resumes from the last id of one that ended with
+// no gap, events included that came while the peer had no session; after
+// the retention, or once the idle journals overflow, a resume gets "lost"
+// and the counter goes on above every id given, never restarting.
+func TestSessionEventsAcrossSessions(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	h := startHost(t, hostOpts{tune: func(c *Config) { c.Now = clock.now; c.MaxIdleJournals = 1; c.IdleTimeout = 24 * time.Hour }})
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	alice := h.httpMember(t, "alice")
+	alice.http.Now = clock.now
+	bobID := edIdentity(t)
+	bobSecrets := newSecrets(t, bobID)
+	session := func() *Client { // a new session of bob's
+		t.Helper()
+		c := h.client(t, bobID)
+		c.Now = clock.now
+		if err := c.Handshake(tctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PublishKeyPackage(tctx(t), bobSecrets.KeyPackage().Blob()); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	bob := &member{name: "bob", id: bobID, secrets: bobSecrets, http: session()}
+	id := alice.createRoom(t, "ev")
+
+	es, err := bob.http.Events(ctx, "/v1/events", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.invite(t, bob)
+	nextEvent(t, es, "", "membership", id, 2)
+	last := nextEvent(t, es, "", "key-sync", id, 2)
+	es.Close()
+	if err := bob.http.Close(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.shim.Stats(); st.Sessions != 1 || st.Journals != 2 {
+		t.Fatalf("after bob's session ended: %+v, want alice's session and both journals", st)
+	}
+
+	// While bob has no session: alice rotates the room twice.
+	rotate := func() {
+		t.Helper()
+		epoch, _ := alice.st.Head()
+		ms, err := alice.st.Members(epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kps []*room.KeyPackage
+		for _, x := range ms {
+			kps = append(kps, alice.latestKeyPackage(t, x.Peer))
+		}
+		prop, err := alice.st.Rotate(alice.id, kps, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.propose(t, prop)
+		if err := alice.st.ApplyProposal(prop, alice.secrets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotate()
+	clock.advance(DefaultEventRetention / 2)
+	h.shim.sweep(clock.now())
+
+	// A new session resumes with no gap: the rotation's events follow.
+	bob.http = session()
+	es, err = bob.http.Events(ctx, "/v1/events", last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastN, _ := strconv.ParseUint(last, 10, 64)
+	nextEvent(t, es, strconv.FormatUint(lastN+1, 10), "membership", id, 3)
+	last = nextEvent(t, es, strconv.FormatUint(lastN+2, 10), "key-sync", id, 3)
+	es.Close()
+	if err := bob.http.Close(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Past the retention the journal is gone: a resume gets "lost" with
+	// an id above every id given, and events go on from there.
+	clock.advance(DefaultEventRetention)
+	h.shim.sweep(clock.now())
+	if st := h.shim.Stats(); st.Journals != 1 {
+		t.Fatalf("after the retention: %+v, want alice's journal only", st)
+	}
+	clock.t = clock.t.Add(-time.Hour) // a clock set back cannot bring the ids back either
+	bob.http = session()
+	es, err = bob.http.Events(ctx, "/v1/events", last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := es.Next()
+	lastN, _ = strconv.ParseUint(last, 10, 64)
+	if n, perr := strconv.ParseUint(ev.ID, 10, 64); err != nil || ev.Kind != "lost" || perr != nil || n <= lastN {
+		t.Fatalf("resume after the retention: %+v %v, want lost with an id above %d", ev, err, lastN)
+	}
+	rotate()
+	got, _ := strconv.ParseUint(nextEvent(t, es, "", "membership", id, 4), 10, 64)
+	if lostN, _ := strconv.ParseUint(ev.ID, 10, 64); got != lostN+1 {
+		t.Fatalf("the next event has id %d, after lost %d", got, lostN)
+	}
+	es.Close()
+
+	// Idle journals beyond MaxIdleJournals (1): the one idle longest goes.
+	if err := bob.http.Close(tctx(t)); err != nil { // bob's journal idle
+		t.Fatal(err)
+	}
+	clock.advance(time.Second)
+	if err := alice.http.Close(tctx(t)); err != nil { // alice's too: bob's goes
+		t.Fatal(err)
+	}
+	h.shim.mu.Lock()
+	_, bobKept := h.shim.journals[bobID.PeerID()]
+	_, aliceKept := h.shim.journals[alice.id.PeerID()]
+	h.shim.mu.Unlock()
+	if bobKept || !aliceKept {
+		t.Fatalf("with two idle journals and room for one: bob's kept %v, alice's %v; want alice's only", bobKept, aliceKept)
 	}
 }
 
@@ -645,5 +787,25 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("/healthz: %v", err)
 	} else {
 		resp.Body.Close()
+	}
+}
+
+// TestSessionsPerAddr: one client address holds at most
+// MaxSessionsPerAddr sessions and pending handshakes, whatever identities
+// it makes; one ending frees its slot.
+func TestSessionsPerAddr(t *testing.T) {
+	h := startHost(t, hostOpts{tune: func(c *Config) { c.MaxSessionsPerAddr = 2 }})
+	a := h.connect(t, nil)
+	h.connect(t, nil)
+	var ae *APIError
+	if err := h.client(t, nil).Handshake(tctx(t)); !errors.As(err, &ae) || ae.Status != 503 || ae.Code != "busy" {
+		t.Fatalf("a third session from one address: %v, want 503 busy", err)
+	}
+	if err := a.Close(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	h.connect(t, nil)
+	if st := h.shim.Stats(); st.Sessions != 2 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }

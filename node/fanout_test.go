@@ -43,6 +43,9 @@ func newFanOutBench(t testing.TB, n int) *fanOutBench {
 		if err != nil {
 			t.Fatal(err)
 		}
+		svc.mu.Lock()
+		sub.frames = true // as a session's push loop
+		svc.mu.Unlock()
 		f.subs = append(f.subs, sub)
 		f.peers = append(f.peers, peer)
 	}
@@ -122,6 +125,34 @@ func TestPublishEncodesOnce(t *testing.T) {
 		}
 		if mp, ok := m.(*wire.MessagePush); !ok || mp.Seq != 1 {
 			t.Errorf("subscriber %d: frame decodes to %#v", i, m)
+		}
+	}
+}
+
+// TestPublishWithoutFrameWriters: when no subscriber of a message writes
+// frames (the HTTP shim's journal), publish encodes none, and the push
+// still reaches them whole.
+func TestPublishWithoutFrameWriters(t *testing.T) {
+	f := newFanOutBench(t, 2)
+	f.svc.mu.Lock()
+	for _, sub := range f.subs {
+		sub.frames = false
+	}
+	f.svc.mu.Unlock()
+	p := f.push
+	p.frame = nil
+	f.svc.publish(p, f.peers)
+	for i, sub := range f.subs {
+		select {
+		case q := <-sub.ch:
+			if q.frame != nil {
+				t.Errorf("subscriber %d: a frame was encoded for a reader that writes none", i)
+			}
+			if q.Kind != PushMessage || q.Message.Seq != 1 || len(q.Message.Blob) != 400 {
+				t.Errorf("subscriber %d: push %+v", i, q)
+			}
+		default:
+			t.Fatalf("subscriber %d: no push", i)
 		}
 	}
 }

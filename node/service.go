@@ -42,6 +42,10 @@ type ServiceConfig struct {
 	Limits *room.Limits
 	// Now is the host's clock (default time.Now).
 	Now func() time.Time
+	// SkipMessageSignatures stores messages without the host's check of
+	// their signatures (room.HostConfig.SkipMessageSignatures; members
+	// check every message anyway). Default false: the host checks.
+	SkipMessageSignatures bool
 	// Logger receives the Service's logs (default: discard).
 	Logger *slog.Logger
 	// PushQueue is how many pushes wait for one subscriber (a session)
@@ -112,7 +116,7 @@ type Service struct {
 
 // NewService returns a Service over cfg.Store.
 func NewService(cfg ServiceConfig) (*Service, error) {
-	h, err := room.NewHost(room.HostConfig{Store: cfg.Store, Limits: cfg.Limits, Now: cfg.Now})
+	h, err := room.NewHost(room.HostConfig{Store: cfg.Store, Limits: cfg.Limits, Now: cfg.Now, SkipMessageSignatures: cfg.SkipMessageSignatures})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -296,6 +300,10 @@ type Subscription struct {
 	// start, if set, starts the session's push loop; deliver calls it
 	// once, under the Service's lock.
 	start func()
+	// frames: the reader writes the pushes' wire frames (a session's
+	// push loop), so publish encodes them once for all. Set under the
+	// Service's lock.
+	frames bool
 
 	// pending is a push nextBatch took that did not fit its batch; the
 	// next call returns it first. Only the reader touches it.
@@ -404,12 +412,29 @@ func (sub *Subscription) markLost(n uint64) {
 }
 
 // publish delivers p to every subscription of peers, its frame encoded
-// once for all of them.
+// once for all of them when one of them writes frames.
 func (s *Service) publish(p Push, peers []cryptosuite.PeerID) {
-	if b, err := wire.Encode(pushToWire(p)); err == nil {
-		p.frame = b
+	if s.wantFrames(peers) {
+		if b, err := wire.Encode(pushToWire(p)); err == nil {
+			p.frame = b
+		}
 	}
 	s.fanOut(&p, peers)
+}
+
+// wantFrames reports whether a subscription of peers writes frames. One
+// that starts after it encodes its own (nextBatch).
+func (s *Service) wantFrames(peers []cryptosuite.PeerID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, peer := range peers {
+		for sub := range s.subs[peer] {
+			if sub.frames {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // fanOut queues p, shared as it is, for every subscription of peers: each
@@ -474,6 +499,7 @@ func (s *Service) OnSession(c *Conn) {
 	// session holds no goroutine for it; the subscription ends with the
 	// session either way.
 	s.mu.Lock()
+	sub.frames = true
 	sub.start = func() {
 		s.wg.Add(1)
 		go s.pushLoop(c, sub)

@@ -2,6 +2,7 @@ package room
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 
 	"github.com/lanpeer/lanpeer/canon"
@@ -55,25 +56,47 @@ func VerifyMessage(blob []byte, kp *KeyPackage) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !kp.usable() {
-		return nil, fmt.Errorf("%w: no verified key package for the message", ErrWrongKeyPackage)
-	}
-	if err := verifyMessageKey(kp.SigningKey, canon.LabelRoomMessage, layout, sig); err != nil {
+	if err := verifyMessageSig(layout, sig, kp, true); err != nil {
 		return nil, err
 	}
 	m, err := parseMessage(layout)
 	if err != nil {
 		return nil, err
 	}
-	if m.KeyPackage != kp.Hash() {
-		return nil, fmt.Errorf("%w: message names another key package than the one it verified under", ErrWrongKeyPackage)
-	}
-	if m.Sender != kp.Owner {
-		return nil, fmt.Errorf("%w: message claims sender %s, signed with a key package of %s",
-			ErrWrongKeyPackage, m.Sender.Short(), kp.Owner.Short())
+	if err := m.signedBy(kp); err != nil {
+		return nil, err
 	}
 	m.Box = bytes.Clone(m.Box)
 	return m, nil
+}
+
+// verifyMessageSig checks a message layout's signature by kp's
+// message-signing key; without verify, only the signature's size (a host
+// that skips the check, HostConfig.SkipMessageSignatures).
+func verifyMessageSig(layout, sig []byte, kp *KeyPackage, verify bool) error {
+	if !kp.usable() {
+		return fmt.Errorf("%w: no verified key package for the message", ErrWrongKeyPackage)
+	}
+	if !verify {
+		if len(sig) != ed25519.SignatureSize {
+			return fmt.Errorf("%w: %s", ErrBadSignature, canon.LabelRoomMessage)
+		}
+		return nil
+	}
+	return verifyMessageKey(kp.SigningKey, canon.LabelRoomMessage, layout, sig)
+}
+
+// signedBy checks that m names kp as its key package and kp's owner as
+// its sender.
+func (m *Message) signedBy(kp *KeyPackage) error {
+	if m.KeyPackage != kp.Hash() {
+		return fmt.Errorf("%w: message names another key package than the one it verified under", ErrWrongKeyPackage)
+	}
+	if m.Sender != kp.Owner {
+		return fmt.Errorf("%w: message claims sender %s, signed with a key package of %s",
+			ErrWrongKeyPackage, m.Sender.Short(), kp.Owner.Short())
+	}
+	return nil
 }
 
 func parseMessage(layout []byte) (*Message, error) {

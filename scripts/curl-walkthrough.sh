@@ -292,6 +292,7 @@ shopt -s inherit_errexit
 http=${LANPEER_HTTP:-http://127.0.0.1:7701}
 tcp=${LANPEER_TCP:-127.0.0.1:7700}
 peer=${LANPEER_PEER:-}
+limit=${LANPEER_LIMIT:-100}
 curl -sS --fail-with-body "$http/healthz"
 echo
 
@@ -386,26 +387,30 @@ lab=$(lanpeer dial --home bob "$tcp" room create lab)
 lanpeer dial --home bob "$tcp" room invite "$lab" "$me"
 echo "Bob's room: $lab"
 
-master=$(lp GET "/v1/rooms/$lab" | jq -r .master)
-mkp=$(unb64 "$(lp GET "/v1/peers/$master/key-package" | jq -r .key_package)")
-mapfile -t f < <(fields "$(blob_layout "$mkp")") # identity key, KEM, HPKE key, signing key, created, expires
-master_key=${f[0]}
-[[ $(sha256 "$master_key") == "$master" ]] || die "the master's key package is another peer's"
-verify "$master_key" "lanpeer/v1 key package" "$(blob_layout "$mkp")" "$(blob_sig "$mkp")" ||
-	die "the master's key package is not signed by the master"
-
-prev=''
-for c in $(lp GET "/v1/rooms/$lab/commits" | jq -r '.commits[]'); do
-	c=$(unb64 "$c")
-	verify "$master_key" "lanpeer/v1 room commit" "$(blob_layout "$c")" "$(blob_sig "$c")" ||
-		die "a commit not signed by the master"
-	mapfile -t f < <(fields "$(blob_layout "$c")") # room, epoch, previous, operation, name, suite, master, members, time
-	[[ ${f[0]} == "$lab" && ${f[2]} == "$prev" && ${f[5]} == 0001 ]] || die "the commits do not chain"
-	prev=$(sha256 "$c") epoch=$((16#${f[1]})) members=${f[7]}
+prev='' epoch=0 master='' master_key=''
+for ((page = 0; page < 10000; page++)); do
+	list=$(lp GET "/v1/rooms/$lab/commits?after=$epoch&limit=$limit")
+	if [[ -z $master ]]; then
+		master=$(jq -r .master <<<"$list")
+		master_key=$(unb64 "$(jq -r .master_key <<<"$list")")
+		[[ $(sha256 "$master_key") == "$master" ]] || die "the host's master key is not the master's"
+	fi
+	n=0
+	for c in $(jq -r '.commits[]' <<<"$list"); do
+		c=$(unb64 "$c")
+		verify "$master_key" "lanpeer/v1 room commit" "$(blob_layout "$c")" "$(blob_sig "$c")" ||
+			die "a commit not signed by the master"
+		mapfile -t f < <(fields "$(blob_layout "$c")") # room, epoch, previous, operation, name, suite, master, members, time
+		[[ ${f[0]} == "$lab" && ${f[2]} == "$prev" && ${f[5]} == 0001 && ${f[6]} == "$master" ]] ||
+			die "the commits do not chain"
+		prev=$(sha256 "$c") epoch=$((16#${f[1]})) members=${f[7]} n=$((n + 1))
+	done
+	((n > 0 && epoch < $(jq .epoch <<<"$list"))) || break
 done
+[[ -n $prev ]] || die "no commits"
 head=$prev
 [[ $(member_kp "$members" "$me") == "$kp_hash" ]] || die "epoch $epoch lists another key package for me"
-echo "room $lab at epoch $epoch"
+echo "room $lab at epoch $epoch, master $master"
 
 wk=$(unb64 "$(lp GET "/v1/rooms/$lab/wrapped-keys/$epoch" | jq -r .wrapped)")
 lab_key=$(open_wrapped kp-hpke.pem "$master_key" "$wk" "$lab" "$epoch" "$me" "$kp_hash")
@@ -420,7 +425,7 @@ seq=$(jq .seq <<<"$sent")
 lanpeer dial --home bob "$tcp" read "$lab"
 lanpeer dial --home bob "$tcp" send "$lab" 'hello from lanpeer'
 
-for b in $(lp GET "/v1/rooms/$lab/messages?after=$seq&wait=30000" | jq -r '.messages[].blob'); do
+for b in $(lp GET "/v1/rooms/$lab/messages?after=$seq&wait=30000" | jq -r '.messages[].message'); do
 	m=$(unb64 "$b")
 	mapfile -t f < <(fields "$(blob_layout "$m")") # room, epoch, commit, sender, message id, key package hash, box
 	skp=$(unb64 "$(lp GET "/v1/key-packages/${f[5]}" | jq -r .key_package)")

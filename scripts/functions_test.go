@@ -171,9 +171,9 @@ func TestCanonExamples(t *testing.T) {
 		"wrapped key tuple (signed by the master)": `canon "lanpeer/v1 wrapped key" ` +
 			join(room, "$(u64 3)", member, kp, seq(32, 0x20), seq(8, 0x30)),
 		"per-sender key (HKDF info)": `canon "lanpeer/v1 sender key" ` + join(room, "$(u64 3)", sender),
-		"HTTP request MAC input": `canon "lanpeer/v1 http request" ` + join("$(txt 3q2-7w)", "$(txt POST)",
-			"$(txt '/v1/rooms/abc/messages?x=1')", "$(txt e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855)",
-			"$(txt 1764036000000)", "$(txt bm9uY2U)"),
+		"HTTP request MAC input": `canon "lanpeer/v1 http request" ` + join("$(txt "+sid+")", "$(txt POST)",
+			"$(txt /v1/rooms/"+room+"/acks)", `$(txt "$(sha256 "$(txt '{"epoch":3}')")")`,
+			"$(txt 1764036000000)", "$(txt "+seq(16, 0x70)+")"),
 		"direct message AAD": `canon "lanpeer/v1 direct message aad" ` + join(sid, "$(u64 1)", "$(u64 41)", "$(u64 2)"),
 		"rekey hash input (SHA-256 salts the new epoch's HKDF-Extract)": `canon "lanpeer/v1 rekey" ` +
 			join(th, "$(u64 2)", seq(32, 0x20), seq(32, 0x60)),
@@ -499,8 +499,8 @@ func TestSenderKeyAndMAC(t *testing.T) {
 	}
 
 	authKey := unhex(t, randHex(32))
-	in := canon.HTTPRequest("00112233445566778899aabbccddeeff", "POST", "/v1/rooms/ab/messages?x=1",
-		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "1764036000000", "bm9uY2U")
+	in := canon.HTTPRequest(randHex(16), "GET", "/v1/rooms/"+randHex(16)+"/messages?after=3&limit=100",
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "1764036000000", randHex(16))
 	m := hmac.New(sha256.New, authKey)
 	m.Write(in)
 	if got := shell(t, "", "hmac_sha256", hex.EncodeToString(authKey), hex.EncodeToString(in)); got != hex.EncodeToString(m.Sum(nil)) {

@@ -83,6 +83,9 @@ func benchScenarioCommand(name, usage string) *cli.Command {
 		flags = append(flags, &cli.IntFlag{Name: "sessions", Value: bench.DefaultSessions, Usage: "hold `N` idle sessions"})
 	case "churn":
 		flags = append(flags, &cli.IntFlag{Name: "clients", Value: bench.DefaultChurnClients, Usage: "`N` clients connecting and dropping"})
+	case "http":
+		flags = append(flags, &cli.BoolFlag{Name: "verify-message-signatures", Value: true,
+			Usage: "the host verifies each message's signature (as listen's flag; =false measures without)"})
 	case "e2e":
 		flags = append(flags,
 			&cli.StringFlag{Name: "cipher", Usage: "only these AEAD `NAME`s, comma-separated (default all)"},
@@ -137,6 +140,8 @@ func benchAction(c *cli.Context, name string) error {
 			return usagef("--size %d: want 1 to 16384", n)
 		}
 		o.Sizes = []int{c.Int("size")}
+	case "http":
+		o.SkipMessageSignatures = !c.Bool("verify-message-signatures")
 	}
 	switch where := c.String("store"); {
 	case where == "memory":

@@ -28,7 +28,9 @@ func TestBenchScenarios(t *testing.T) {
 		{[]string{"churn", "--clients", "3", "--duration", "150ms"},
 			[]string{"clients", "sessions_per_s", "connect_p99_ms", "p99_ms", "errors", "leaked_sessions"}},
 		{[]string{"http", "--duration", "80ms"},
-			[]string{"requests_per_s", "bare_per_s", "ratio_to_bare", "errors"}},
+			[]string{"requests_per_s", "bare_per_s", "ratio_to_bare", "host_verifies", "errors"}},
+		{[]string{"http", "--duration", "80ms", "--verify-message-signatures=false"},
+			[]string{"requests_per_s", "bare_per_s", "ratio_to_bare", "host_verifies", "errors"}},
 		{[]string{"e2e", "--cipher", "aes256gcm", "--duration", "40ms"},
 			[]string{"cipher", "op", "ops_per_s"}},
 	} {

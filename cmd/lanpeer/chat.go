@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -252,7 +253,9 @@ func (ch *chat) sendRoom(ctx context.Context, text string) error {
 	if err := room.CheckText(text); err != nil {
 		return fmt.Errorf("not sent: %s", strings.TrimPrefix(err.Error(), "room: "))
 	}
-	_, err := ch.s.sendText(ctx, ch.room, text)
+	var msgID [room.MessageIDSize]byte
+	rand.Read(msgID[:]) // never fails
+	_, err := ch.s.sendText(ctx, ch.room, text, msgID)
 	return err
 }
 

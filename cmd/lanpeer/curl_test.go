@@ -42,12 +42,12 @@ func TestCurlWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	readFile(t, script) // the test cache then knows the script is an input
-	walk := func(dir, peer string) (stdout, stderr string, err error) {
+	walk := func(dir, peer, limit string) (stdout, stderr string, err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), curlHang)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "bash", script)
 		cmd.Dir = dir
-		cmd.Env = append(env, "LANPEER_HTTP="+shim, "LANPEER_TCP="+tcp, "LANPEER_PEER="+peer)
+		cmd.Env = append(env, "LANPEER_HTTP="+shim, "LANPEER_TCP="+tcp, "LANPEER_PEER="+peer, "LANPEER_LIMIT="+limit)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err = cmd.Run()
@@ -58,7 +58,7 @@ func TestCurlWalkthrough(t *testing.T) {
 	// listener refuses it, and nothing after runs.
 	other := strings.Repeat("ab", 32)
 	wrongDir := t.TempDir()
-	stdout, stderr, err := walk(wrongDir, other)
+	stdout, stderr, err := walk(wrongDir, other, "100")
 	if err == nil || strings.Contains(stdout, "talking to") {
 		t.Fatalf("the walkthrough went on with LANPEER_PEER naming another peer:\n%s\n%s", stdout, stderr)
 	}
@@ -66,8 +66,9 @@ func TestCurlWalkthrough(t *testing.T) {
 		t.Errorf("the hello naming another peer got %s, want the policy refusal", reply)
 	}
 
+	// A page size of 1: the walkthrough reads Bob's commits page by page.
 	dir := t.TempDir()
-	stdout, stderr, err = walk(dir, lid)
+	stdout, stderr, err = walk(dir, lid, "1")
 	if err != nil {
 		t.Fatalf("the walkthrough failed: %v\nstdout:\n%s\nstderr:\n%s\nlistener:\n%s", err, stdout, stderr, l.stderr.String())
 	}
@@ -83,6 +84,10 @@ func TestCurlWalkthrough(t *testing.T) {
 	bob := filepath.Join(dir, "bob")
 	bobID := strings.TrimSpace(lanpeer(t, "id", "--home", bob).stdout)
 
+	// Bob's room read with pages of one commit: both epochs, his key.
+	if want := "room " + lab[1] + " at epoch 2, master " + bobID + "\n"; !strings.Contains(stdout, want) {
+		t.Errorf("the walkthrough did not print %q:\n%s", want, stdout)
+	}
 	// The curl user's side: Bob's answer, verified and decrypted.
 	if want := "verified message from " + bobID + ": hello from lanpeer\n"; !strings.Contains(stdout, want) {
 		t.Errorf("the walkthrough did not print %q:\n%s", want, stdout)

@@ -127,8 +127,9 @@ func (f *finders) stop() {
 }
 
 // startFinders starts what --discovery and --directory ask for; addr is
-// the listener's TCP address.
-func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr net.Addr) (*finders, error) {
+// the listener's TCP address, httpAddr its HTTP shim's (nil without
+// --http).
+func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr, httpAddr net.Addr) (*finders, error) {
 	if err := checkDirectoryURL(c.String("directory")); err != nil {
 		return nil, err
 	}
@@ -141,26 +142,42 @@ func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr n
 	}
 	ctx, cancel := context.WithCancel(c.Context)
 	f := &finders{cancel: cancel}
-	tcp, err := netip.ParseAddrPort(addr.String())
+	tcp, err := listenAddrPort(addr)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("listen address %s: %w", addr, err)
+		return nil, err
 	}
-	tcp = netip.AddrPortFrom(tcp.Addr().Unmap(), tcp.Port())
+	var web []netip.AddrPort // the HTTP shim's address, if it serves
+	if httpAddr != nil {
+		ap, err := listenAddrPort(httpAddr)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		web = []netip.AddrPort{ap}
+	}
 	if c.Bool("discovery") {
-		if err := f.announce(ctx, c, p, id, tcp); err != nil {
+		if err := f.announce(ctx, c, p, id, tcp, web); err != nil {
 			f.stop()
 			return nil, err
 		}
 	}
 	if u := c.String("directory"); u != "" {
-		addrs, err := registerAddrs(tcp)
-		if err != nil {
+		var addrs directory.Addrs
+		if addrs.TCP, err = registerAddrs(tcp, "--tcp"); err != nil {
 			f.stop()
 			return nil, err
 		}
-		if tcp.Addr().IsLoopback() && !loopbackURL(u) {
-			p.notef("registering %s, an address of this machine only: peers elsewhere cannot dial it; listen with --tcp :PORT or --tcp PUBLIC-ADDRESS:PORT", tcp)
+		for _, w := range web {
+			if addrs.HTTP, err = registerAddrs(w, "--http"); err != nil {
+				f.stop()
+				return nil, err
+			}
+		}
+		for _, a := range append([]netip.AddrPort{tcp}, web...) {
+			if a.Addr().IsLoopback() && !loopbackURL(u) {
+				p.notef("registering %s, an address of this machine only: peers elsewhere cannot dial it; listen with --tcp :PORT or --tcp PUBLIC-ADDRESS:PORT (--http likewise)", a)
+			}
 		}
 		dc, err := directoryClient(u)
 		if err != nil {
@@ -178,16 +195,27 @@ func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr n
 	return f, nil
 }
 
-// announce runs an announcing discovery Service for the listener at tcp.
-// An unspecified address is announced as it is: receivers put the
-// announcement's source address in its place.
-func (f *finders) announce(ctx context.Context, c *cli.Context, p *peerSetup, id *cryptosuite.Identity, tcp netip.AddrPort) error {
+// listenAddrPort is a listener's address as announced and registered.
+func listenAddrPort(a net.Addr) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return ap, fmt.Errorf("listen address %s: %w", a, err)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// announce runs an announcing discovery Service for the listener at tcp,
+// with its HTTP shim at web (empty without --http). An unspecified
+// address is announced as it is: receivers put the announcement's source
+// address in its place.
+func (f *finders) announce(ctx context.Context, c *cli.Context, p *peerSetup, id *cryptosuite.Identity, tcp netip.AddrPort, web []netip.AddrPort) error {
 	cfg, err := discoveryConfig(c, p.log)
 	if err != nil {
 		return err
 	}
 	cfg.Identity = id
 	cfg.TCPAddrs = []netip.AddrPort{tcp}
+	cfg.HTTPAddrs = web
 	if cfg.Name = c.String("name"); !c.IsSet("name") {
 		if h, err := os.Hostname(); err == nil {
 			cfg.Name = h
@@ -214,6 +242,11 @@ func (f *finders) announce(ctx context.Context, c *cli.Context, p *peerSetup, id
 	p.notef("announcing on %s (group %s port %d) as %q", strings.Join(names, ", "), cfg.Group, cfg.Port, cfg.Name)
 	if tcp.Addr().IsLoopback() && !allLoopback(names) {
 		p.notef("announcing %s, an address of this machine only: peers on the LAN cannot dial it; listen with --tcp :PORT or --tcp LAN-ADDRESS:PORT", tcp)
+	}
+	for _, w := range web {
+		if w.Addr().IsLoopback() && !allLoopback(names) {
+			p.notef("announcing HTTP %s, an address of this machine only: peers on the LAN cannot reach it; serve with --http 0.0.0.0:PORT or --http LAN-ADDRESS:PORT", w)
+		}
 	}
 	return nil
 }
@@ -242,10 +275,10 @@ func allLoopback(names []string) bool {
 }
 
 // registerAddrs are the addresses a directory record gives for the
-// listener at tcp: tcp itself, or, for an unspecified address, the
-// machine's global unicast addresses of that family (IPv6 listeners serve
-// IPv4 too).
-func registerAddrs(tcp netip.AddrPort) ([]string, error) {
+// listener at tcp (the TCP listener, or the HTTP shim: flag names its
+// flag): tcp itself, or, for an unspecified address, the machine's global
+// unicast addresses of that family (IPv6 listeners serve IPv4 too).
+func registerAddrs(tcp netip.AddrPort, flag string) ([]string, error) {
 	if !tcp.Addr().IsUnspecified() {
 		return []string{tcp.String()}, nil
 	}
@@ -268,7 +301,7 @@ func registerAddrs(tcp netip.AddrPort) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("--directory: listening on %s, and this machine has no global address to register; listen on a specific address with --tcp", tcp)
+		return nil, fmt.Errorf("--directory: listening on %s, and this machine has no global address to register; listen on a specific address with %s", tcp, flag)
 	}
 	return out, nil
 }
@@ -287,7 +320,7 @@ func directoryClient(u string) (*directory.Client, error) {
 type registrar struct {
 	dc    *directory.Client
 	id    *cryptosuite.Identity
-	addrs []string
+	addrs directory.Addrs
 	note  func(format string, a ...any)
 	// ttl is each record's life; the record is registered again every
 	// refresh, or retry after a failure.
@@ -309,7 +342,11 @@ func (r *registrar) run(ctx context.Context) {
 			r.note("registering with the directory %s failed, retrying in %s: %v", r.dc.BaseURL, r.retry, err)
 			wait, ok = r.retry, false
 		case !ok:
-			r.note("registered %s with the directory %s", strings.Join(r.addrs, ", "), r.dc.BaseURL)
+			what := strings.Join(r.addrs.TCP, ", ")
+			if len(r.addrs.HTTP) > 0 {
+				what += " (HTTP " + strings.Join(r.addrs.HTTP, ", ") + ")"
+			}
+			r.note("registered %s with the directory %s", what, r.dc.BaseURL)
 			ok = true
 		}
 		t := time.NewTimer(wait)
@@ -324,7 +361,7 @@ func (r *registrar) run(ctx context.Context) {
 
 // once signs a fresh record and registers it.
 func (r *registrar) once(ctx context.Context) error {
-	rec, err := directory.BuildRecord(r.id, directory.Addrs{TCP: r.addrs}, r.ttl, time.Now())
+	rec, err := directory.BuildRecord(r.id, r.addrs, r.ttl, time.Now())
 	if err != nil {
 		return err
 	}

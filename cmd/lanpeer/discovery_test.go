@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanpeer/lanpeer/cryptosuite"
 	"github.com/lanpeer/lanpeer/directory"
 	"github.com/lanpeer/lanpeer/discovery"
 	"github.com/lanpeer/lanpeer/store/memory"
@@ -53,7 +54,7 @@ func TestPeersAndDialByPeerID(t *testing.T) {
 	if r.code != exitOK || r.stderr != "" {
 		t.Fatalf("peers: %+v", r)
 	}
-	want := `^` + lid + `\tdesk one\t` + strings.ReplaceAll(addr, ".", `\.`) + `\t\d+s\n$`
+	want := `^` + lid + `\tdesk one\t` + strings.ReplaceAll(addr, ".", `\.`) + `\t-\t\d+s\n$`
 	if !regexp.MustCompile(want).MatchString(r.stdout) {
 		t.Fatalf("peers printed %q, want a line matching %s", r.stdout, want)
 	}
@@ -62,7 +63,7 @@ func TestPeersAndDialByPeerID(t *testing.T) {
 	if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &pj) != nil {
 		t.Fatalf("peers --json: %+v", r)
 	}
-	if pj.PeerID != lid || pj.Name != "desk one" || len(pj.TCP) != 1 || pj.TCP[0] != addr || pj.Interface != "lo" {
+	if pj.PeerID != lid || pj.Name != "desk one" || len(pj.TCP) != 1 || pj.TCP[0] != addr || len(pj.HTTP) != 0 || pj.Interface != "lo" {
 		t.Fatalf("peers --json: %+v", pj)
 	}
 
@@ -122,6 +123,57 @@ func TestDirectoryRegisterAndDial(t *testing.T) {
 	r = lanpeer(t, "dial", "--home", dhome, "--lookup-timeout", "0", "--directory", srv.URL, did, "msg", "x")
 	if r.code != exitFailure || !strings.Contains(r.stderr, "holds no record of it") || strings.Contains(r.stderr, "LAN (") {
 		t.Fatalf("dial of an unregistered PEERID: %+v", r)
+	}
+}
+
+// TestFindersAdvertiseHTTP: with --http, the listener announces and
+// registers its HTTP shim's address beside the TCP one; peers lists it
+// (a column of its own, and "http" in JSON), and the directory's record
+// holds it.
+func TestFindersAdvertiseHTTP(t *testing.T) {
+	disc := loDiscovery(t)
+	srv := testDirectory(t)
+	lhome, _ := fixtureHome(t, "ed25519")
+	l, addr, lid := startListen(t, lhome, append([]string{"--http", "127.0.0.1:0", "--discovery", "--name", "web",
+		"--directory", srv.URL}, disc...)...)
+	web := waitMatch(t, l.stderr, `lanpeer: serving HTTP on http://(127\.0\.0\.1:\d+)\n`)[1]
+	waitMatch(t, l.stderr, `lanpeer: announcing on lo `)
+	waitMatch(t, l.stderr, `lanpeer: registered `+regexp.QuoteMeta(addr)+` \(HTTP `+regexp.QuoteMeta(web)+`\) with the directory `)
+
+	r := lanpeer(t, append([]string{"peers", "--timeout", "1s"}, disc...)...)
+	want := `^` + lid + `\tweb\t` + regexp.QuoteMeta(addr) + `\t` + regexp.QuoteMeta(web) + `\t\d+s\n$`
+	if r.code != exitOK || !regexp.MustCompile(want).MatchString(r.stdout) {
+		t.Fatalf("peers: %+v, want a line matching %s", r, want)
+	}
+	r = lanpeer(t, append([]string{"peers", "--timeout", "1s", "--json"}, disc...)...)
+	var pj peerJSON
+	if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &pj) != nil {
+		t.Fatalf("peers --json: %+v", r)
+	}
+	if len(pj.TCP) != 1 || pj.TCP[0] != addr || len(pj.HTTP) != 1 || pj.HTTP[0] != web {
+		t.Fatalf("peers --json: %+v, want tcp [%s] and http [%s]", pj, addr, web)
+	}
+
+	dc := &directory.Client{BaseURL: srv.URL, HTTPClient: directoryHTTP()}
+	defer dc.HTTPClient.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	pid, err := cryptosuite.ParsePeerID(lid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := dc.Lookup(ctx, pid)
+	if err != nil || len(rec.Addrs.TCP) != 1 || rec.Addrs.TCP[0] != addr || len(rec.Addrs.HTTP) != 1 || rec.Addrs.HTTP[0] != web {
+		t.Fatalf("directory record: %v %+v, want tcp [%s] and http [%s]", err, rec, addr, web)
+	}
+	// The shim answers at the address advertised.
+	resp, err := http.Get("http://" + pj.HTTP[0] + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz at the advertised address: %s", resp.Status)
 	}
 }
 
@@ -261,7 +313,7 @@ func TestRegistrarRefreshes(t *testing.T) {
 	}
 	notes := &syncBuffer{}
 	reg := &registrar{dc: &directory.Client{BaseURL: srv.URL, HTTPClient: directoryHTTP()}, id: id,
-		addrs: []string{"192.0.2.7:7700"}, note: func(f string, a ...any) { notef(notes, f, a...) },
+		addrs: directory.Addrs{TCP: []string{"192.0.2.7:7700"}}, note: func(f string, a ...any) { notef(notes, f, a...) },
 		ttl: time.Minute, refresh: 20 * time.Millisecond, retry: 10 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -192,7 +192,9 @@ func listenCommand() *cli.Command {
 			"\n" +
 			"--discovery announces this listener on the LAN (UDP multicast on the --iface interfaces) so that\n" +
 			"'lanpeer peers' lists it and 'lanpeer dial PEERID' finds it. --directory URL registers its addresses\n" +
-			"with a 'lanpeer directory' (a record signed by the identity, valid 10 minutes, renewed every 5);\n" +
+			"with a 'lanpeer directory' (a record signed by the identity, valid 10 minutes, renewed every 5).\n" +
+			"Both give the --tcp address and, with --http, the HTTP shim's (without a scheme: with --https it\n" +
+			"is HTTPS);\n" +
 			"a failed registration is noted on standard error and retried, and the listener goes on.\n" +
 			"\n" +
 			"The rooms it hosts live in its memory (--store memory, the default: lost when it stops; it says so\n" +
@@ -276,7 +278,7 @@ func listenAction(c *cli.Context) error {
 		l.srv.Close()
 		return err
 	}
-	f, err := startFinders(c, p, id, l.srv.Addr())
+	f, err := startFinders(c, p, id, l.srv.Addr(), shim.Addr())
 	if err != nil {
 		shim.stop(cfg.DrainTimeout)
 		l.srv.Close()

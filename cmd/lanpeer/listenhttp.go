@@ -26,6 +26,8 @@ func httpFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "http-pending-ttl", Value: httpshim.DefaultPendingTTL, Usage: "`D`uration an HTTP handshake may take between init and finish"},
 		&cli.IntFlag{Name: "http-max-pending", Value: httpshim.DefaultMaxPending, Usage: "`N` HTTP handshakes between init and finish"},
 		&cli.IntFlag{Name: "http-max-sessions", Value: httpshim.DefaultMaxSessions, Usage: "`N` HTTP sessions"},
+		&cli.IntFlag{Name: "http-max-sessions-per-addr", Value: httpshim.DefaultMaxSessionsPerAddr,
+			Usage: "`N` HTTP sessions and pending handshakes begun from one client address (IPv4, or IPv6 /64); negative: no limit"},
 		&cli.DurationFlag{Name: "http-idle", Value: httpshim.DefaultIdleTimeout, Usage: "an HTTP session without requests for this `D`uration ends"},
 		&cli.Float64Flag{Name: "http-rate", Value: httpshim.DefaultRate, Usage: "`N` requests a second per HTTP session (bursts of twice that); negative: no limit"},
 		&cli.DurationFlag{Name: "http-skew", Value: httpshim.DefaultRequestSkew, Usage: "an HTTP request's timestamp may be this `D`uration from this clock"},
@@ -47,7 +49,16 @@ func httpAddr(s string) string {
 type httpShim struct {
 	shim *httpshim.Server
 	srv  *http.Server
+	addr net.Addr
 	done chan error
+}
+
+// Addr returns the shim's address, nil without --http.
+func (h *httpShim) Addr() net.Addr {
+	if h == nil {
+		return nil
+	}
+	return h.addr
 }
 
 // startHTTP starts the shim if --http is set (nil otherwise).
@@ -69,7 +80,8 @@ func startHTTP(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, svc *node
 		HandshakeRate: cfg.HandshakeRate, HandshakeBurst: cfg.HandshakeBurst,
 		PendingTTL: c.Duration("http-pending-ttl"), MaxPending: c.Int("http-max-pending"),
 		MaxSessions: c.Int("http-max-sessions"), IdleTimeout: c.Duration("http-idle"),
-		Rate: rate, Burst: burst, RequestSkew: c.Duration("http-skew"), Logger: p.log,
+		MaxSessionsPerAddr: c.Int("http-max-sessions-per-addr"),
+		Rate:               rate, Burst: burst, RequestSkew: c.Duration("http-skew"), Logger: p.log,
 	})
 	if err != nil {
 		return nil, usagef("%v", err)
@@ -92,7 +104,7 @@ func startHTTP(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, svc *node
 		ln = tls.NewListener(ln, srv.TLSConfig)
 		scheme = "https"
 	}
-	h := &httpShim{shim: shim, srv: srv, done: make(chan error, 1)}
+	h := &httpShim{shim: shim, srv: srv, addr: ln.Addr(), done: make(chan error, 1)}
 	go func() { h.done <- srv.Serve(ln) }()
 	p.notef("serving HTTP on %s://%s", scheme, ln.Addr())
 	return h, nil

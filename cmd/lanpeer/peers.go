@@ -24,8 +24,9 @@ func peersCommand() *cli.Command {
 		Usage:     "list the peers that announce themselves on the LAN ('lanpeer listen --discovery')",
 		UsageText: "lanpeer peers [--iface NAME]... [--timeout D] [--json] [--discovery-group GROUP] [--discovery-port PORT]",
 		Description: "Asks the LAN's discovery group who is there, waits --timeout for the answers, and prints one\n" +
-			"line per peer: peer ID, display name (escaped as messages are), TCP addresses (comma-separated,\n" +
-			"\"-\" for none) and the age of its last announcement, separated by tabs. --json prints one JSON\n" +
+			"line per peer: peer ID, display name (escaped as messages are), TCP addresses, HTTP shim addresses\n" +
+			"('lanpeer listen --http'; each list comma-separated, \"-\" for none) and the age of its last\n" +
+			"announcement, separated by tabs. --json prints one JSON\n" +
 			"object a line instead. It prints nothing and exits 0 when no peer answers. It does not announce\n" +
 			"this peer. What it lists are hints: 'lanpeer dial' still checks each peer's key.",
 		Flags: append([]cli.Flag{
@@ -82,11 +83,7 @@ func peersAction(c *cli.Context) error {
 			fmt.Fprintf(c.App.Writer, "%s\n", b)
 			continue
 		}
-		addrs := strings.Join(tcp, ",")
-		if addrs == "" {
-			addrs = "-"
-		}
-		fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\n", p.ID, escapeLine(p.Name), addrs, age.Round(time.Second))
+		fmt.Fprintf(c.App.Writer, "%s\t%s\t%s\t%s\t%s\n", p.ID, escapeLine(p.Name), addrList(tcp), addrList(http), age.Round(time.Second))
 	}
 	return nil
 }
@@ -105,6 +102,14 @@ func queryPeers(ctx context.Context, cfg discovery.Config, timeout time.Duration
 		return nil, fmt.Errorf("%w: name interfaces that exist and can multicast with --iface", err)
 	}
 	return svc.Query(ctx, timeout)
+}
+
+// addrList is a column of addresses: comma-separated, "-" for none.
+func addrList(as []string) string {
+	if len(as) == 0 {
+		return "-"
+	}
+	return strings.Join(as, ",")
 }
 
 func addrStrings[A fmt.Stringer](as []A) []string {

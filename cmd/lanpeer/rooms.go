@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,8 @@ func storeFlags() []cli.Flag {
 			Usage: "with --store memory, keep the newest `N` messages of each room; older ones are dropped"},
 		&cli.DurationFlag{Name: "poll-interval", Value: node.DefaultPollInterval,
 			Usage: "with a MongoDB store, look this often (`D`uration) for what other lanpeer processes sharing the database stored, and push it to the members connected here; 0: never (this process is the database's only one)"},
+		&cli.BoolFlag{Name: "verify-message-signatures", Value: true,
+			Usage: "verify each room message's Ed25519 signature before storing it; =false stores without this check (members verify every message they read anyway: docs/SECURITY.md)"},
 	}
 }
 
@@ -84,7 +87,8 @@ func roomService(c *cli.Context, log *slog.Logger) (svc *node.Service, close fun
 	default:
 		return nil, nil, usagef("--store %q: want memory or a MongoDB URI (mongodb://HOST[:PORT]/DB)", where)
 	}
-	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log, PollInterval: poll}); err != nil {
+	if svc, err = node.NewService(node.ServiceConfig{Store: st, Logger: log, PollInterval: poll,
+		SkipMessageSignatures: !c.Bool("verify-message-signatures")}); err != nil {
 		st.Close()
 		return nil, nil, err
 	}
@@ -556,9 +560,15 @@ func (d *dialer) roomCommands() []*cli.Command {
 		command(&cli.Command{
 			Name:      "send",
 			Usage:     "send TEXT to ROOM; print its sequence number",
-			UsageText: "lanpeer dial [flags] TARGET send ROOM TEXT",
+			UsageText: "lanpeer dial [flags] TARGET send [--id HEX] ROOM TEXT",
 			Description: "TEXT \"-\" reads standard input (CRLF becomes LF, one final line end is dropped). The room's\n" +
-				"commits and this peer's room key are fetched first.",
+				"commits and this peer's room key are fetched first.\n\n" +
+				"Each message has a 16-byte id; the host stores a message id of one sender once. Without --id\n" +
+				"a random one is chosen. A script that may have to send again after a failure whose outcome it\n" +
+				"does not know (a timeout, a killed process) picks the id itself (openssl rand -hex 16) and\n" +
+				"passes the same --id every time: the message is stored once and every attempt prints its\n" +
+				"sequence number.",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "id", Usage: "the message id, 32 hex digits (default: random)"}},
 			Action: d.sendAction,
 		}),
 		command(&cli.Command{
@@ -941,6 +951,16 @@ func (d *dialer) sendAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var msgID [room.MessageIDSize]byte
+	if h := c.String("id"); h != "" {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != room.MessageIDSize {
+			return usagef("--id: want %d hex digits, got %q", 2*room.MessageIDSize, h)
+		}
+		copy(msgID[:], b)
+	} else {
+		rand.Read(msgID[:]) // never fails
+	}
 	text := args[1]
 	if text == "-" {
 		if text, err = readRoomText(d.stdin); err != nil {
@@ -954,7 +974,7 @@ func (d *dialer) sendAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		seq, err := s.sendText(ctx, id, text)
+		seq, err := s.sendText(ctx, id, text, msgID)
 		if err != nil {
 			return err
 		}
@@ -969,12 +989,10 @@ var errAwaitKey = errors.New("await the head epoch's key")
 
 // sendText seals text for room id and sends it; it returns the message's
 // sequence number. A send refused under an old epoch is sealed again
-// under the new one with the same message id.
-func (s *roomSession) sendText(ctx context.Context, id store.RoomID, text string) (uint64, error) {
+// under the new one with the same message id, msgID.
+func (s *roomSession) sendText(ctx context.Context, id store.RoomID, text string, msgID [room.MessageIDSize]byte) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, roomTimeout)
 	defer cancel()
-	var msgID [room.MessageIDSize]byte
-	rand.Read(msgID[:]) // never fails
 	for range maxSendRetries {
 		var head uint64
 		var blob []byte

@@ -559,3 +559,37 @@ func TestRoomLock(t *testing.T) {
 		t.Fatalf("alice's state: head %d, its key %v; want %d", head, st.HasKey(head), 3+n)
 	}
 }
+
+// TestRoomSendID: a script that sends again with the same --id, not
+// knowing whether the first attempt landed, gets the first attempt's
+// sequence number back and the room holds the message once; another id
+// is another message; a malformed --id is a usage error.
+func TestRoomSendID(t *testing.T) {
+	rp := newRoomPeers(t)
+	const id = "00112233445566778899aabbccddeeff"
+	first := rp.ok(rp.bob, "send", "--id", id, rp.rid, "once")
+	if first != "1\n" {
+		t.Fatalf("first send printed %q", first)
+	}
+	if again := rp.ok(rp.bob, "send", "--id", id, rp.rid, "once"); again != first {
+		t.Fatalf("the same --id sent again printed %q, want %q", again, first)
+	}
+	if other := rp.ok(rp.bob, "send", "--id", "ffeeddccbbaa99887766554433221100", rp.rid, "twice"); other != "2\n" {
+		t.Fatalf("another id printed %q", other)
+	}
+	want := "1 " + rp.bobID + " once\n2 " + rp.bobID + " twice\n"
+	if got := rp.ok(rp.alice, "read", rp.rid); got != want {
+		t.Fatalf("read:\n%s\nwant:\n%s", got, want)
+	}
+	// Another sender cannot take bob's id.
+	r := rp.dial(rp.alice, "send", "--id", id, rp.rid, "mine")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "taken") {
+		t.Fatalf("alice reused bob's message id: %+v", r)
+	}
+	for _, bad := range []string{"0011", "zz112233445566778899aabbccddeeff"} {
+		r := rp.dial(rp.bob, "send", "--id", bad, rp.rid, "x")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--id: want 32 hex digits") {
+			t.Fatalf("--id %s: %+v", bad, r)
+		}
+	}
+}
