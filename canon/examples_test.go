@@ -96,15 +96,15 @@ func examples() []example {
 			RoomMessage(&msg, seq(8, 0x30))},
 		{"room leave request (signed by the member's identity key)", LabelRoomLeave, true,
 			RoomLeave(room, sender, 2, 1764036120000)},
-		{"LAN announcement (signed by the identity key; addresses 192.0.2.7:7000, [::]:7000, 192.0.2.7:8080)",
+		{"LAN announcement (signed by the identity key; addresses 192.0.2.7:7000, [::]:7000, https 192.0.2.7:8080)",
 			LabelAnnounce, true, Announce(member, sid,
 				[][]byte{append(append(make([]byte, 10), 0xff, 0xff, 192, 0, 2, 7), 0x1b, 0x58), append(make([]byte, 16), 0x1b, 0x58)},
 				[][]byte{append(append(make([]byte, 10), 0xff, 0xff, 192, 0, 2, 7), 0x1f, 0x90)},
-				"lab printer", 30000, 1764036000000)},
+				"https", "lab printer", 30000, 1764036000000)},
 		{"directory record (signed by the peer's identity key)", LabelDirectoryRecord, true,
 			DirectoryRecord(&DirectoryRecordFields{
 				Peer: member, IdentityKey: seq(44, 0x30), TCPAddrs: []string{"192.0.2.7:7450", "[2001:db8::7]:7450"},
-				HTTPAddrs: []string{"192.0.2.7:7451"}, IssuedMillis: 1764036000000, ExpiresMillis: 1764039600000,
+				HTTPAddrs: []string{"https://192.0.2.7:7451"}, IssuedMillis: 1764036000000, ExpiresMillis: 1764039600000,
 			})},
 	}
 }

@@ -218,12 +218,13 @@ func RoomLeave(room [16]byte, member [32]byte, epoch, timeMillis uint64) []byte 
 // itself on the LAN: its peer ID, the random instance id of the running
 // process, its TCP addresses and its HTTP addresses (each a list of 18-byte
 // elements: the 16-byte IPv6 or IPv4-mapped address, then the 2-byte
-// big-endian port), its display name (UTF-8), its announcement interval in
-// milliseconds (receivers expire it after three) and the time it signed, in
-// Unix milliseconds.
-func Announce(peer [32]byte, instance [16]byte, tcp, http [][]byte, name string, intervalMillis, timeMillis uint64) []byte {
-	return New(LabelAnnounce).Bytes(peer[:]).Bytes(instance[:]).List(tcp...).List(http...).String(name).
-		Uint64(intervalMillis).Uint64(timeMillis).Out()
+// big-endian port), the scheme the HTTP addresses serve ("http" or
+// "https"; empty when there are none), its display name (UTF-8), its
+// announcement interval in milliseconds (receivers expire it after three)
+// and the time it signed, in Unix milliseconds.
+func Announce(peer [32]byte, instance [16]byte, tcp, http [][]byte, httpScheme, name string, intervalMillis, timeMillis uint64) []byte {
+	return New(LabelAnnounce).Bytes(peer[:]).Bytes(instance[:]).List(tcp...).List(http...).String(httpScheme).
+		String(name).Uint64(intervalMillis).Uint64(timeMillis).Out()
 }
 
 // DirectoryRecordFields are the fields of a directory record (DESIGN.md §8),
@@ -234,7 +235,7 @@ type DirectoryRecordFields struct {
 	Peer          [32]byte
 	IdentityKey   []byte   // SPKI DER
 	TCPAddrs      []string // "host:port", in the peer's order of preference
-	HTTPAddrs     []string // "host:port" of the peer's HTTP shim
+	HTTPAddrs     []string // URL of the peer's HTTP shim: "http://host:port" or "https://host:port"
 	IssuedMillis  uint64
 	ExpiresMillis uint64
 }

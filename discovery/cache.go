@@ -19,6 +19,9 @@ type Peer struct {
 	Instance  string             `json:"instance"` // hex; changes when the peer restarts
 	TCPAddrs  []netip.AddrPort   `json:"tcp"`
 	HTTPAddrs []netip.AddrPort   `json:"http"`
+	// HTTPS says the HTTP addresses serve HTTPS rather than plain HTTP;
+	// HTTPURLs gives them with their scheme.
+	HTTPS bool `json:"https"`
 	// Interface is where the last accepted announcement arrived, Source the
 	// address it came from.
 	Interface string         `json:"interface"`
@@ -28,6 +31,20 @@ type Peer struct {
 	Announced time.Time     `json:"announced"`
 	LastSeen  time.Time     `json:"last_seen"`
 	Interval  time.Duration `json:"interval_ns"`
+}
+
+// HTTPURLs are the HTTP addresses as base URLs with their scheme,
+// "http://192.0.2.7:8080" or "https://[2001:db8::7]:8443".
+func (p *Peer) HTTPURLs() []string {
+	scheme := schemeHTTP
+	if p.HTTPS {
+		scheme = schemeHTTPS
+	}
+	out := make([]string, len(p.HTTPAddrs))
+	for i, a := range p.HTTPAddrs {
+		out[i] = scheme + "://" + a.String()
+	}
+	return out
 }
 
 // Age is how long ago the last announcement was accepted.
@@ -76,7 +93,7 @@ func (s *Service) commit(a *announcement, d multicast.Datagram, now time.Time) b
 	e.interval = time.Duration(a.interval) * time.Millisecond
 	e.peer = Peer{
 		ID: a.peer, Name: a.name, Instance: hex.EncodeToString(a.instance[:]),
-		TCPAddrs: substitute(a.tcp, d.From), HTTPAddrs: substitute(a.http, d.From),
+		TCPAddrs: substitute(a.tcp, d.From), HTTPAddrs: substitute(a.http, d.From), HTTPS: a.https,
 		Interface: d.Interface, Source: d.From,
 		Announced: time.UnixMilli(int64(a.millis)), LastSeen: now, Interval: e.interval,
 	}

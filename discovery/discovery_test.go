@@ -46,6 +46,7 @@ func TestFindEachOther(t *testing.T) {
 		cfg.Interval = 500 * time.Millisecond
 		cfg.TCPAddrs = []netip.AddrPort{netip.MustParseAddrPort(fmt.Sprintf("0.0.0.0:%d", 7000+i))}
 		cfg.HTTPAddrs = []netip.AddrPort{netip.MustParseAddrPort(fmt.Sprintf("127.0.0.%d:%d", 10+i, 8000+i))}
+		cfg.HTTPS = i%2 == 1
 		svcs[i] = start(t, cfg)
 	}
 	for i, s := range svcs {
@@ -66,6 +67,13 @@ func TestFindEachOther(t *testing.T) {
 			}
 			wantTCP := []netip.AddrPort{netip.MustParseAddrPort(fmt.Sprintf("127.0.0.1:%d", 7000+j))}
 			wantHTTP := []netip.AddrPort{netip.MustParseAddrPort(fmt.Sprintf("127.0.0.%d:%d", 10+j, 8000+j))}
+			wantURL := []string{fmt.Sprintf("http://127.0.0.%d:%d", 10+j, 8000+j)}
+			if j%2 == 1 {
+				wantURL[0] = "https" + wantURL[0][len("http"):]
+			}
+			if !reflect.DeepEqual(p.HTTPURLs(), wantURL) || p.HTTPS != (j%2 == 1) {
+				t.Errorf("peer %d sees peer %d's HTTP shim at %v (https %v), want %v", i, j, p.HTTPURLs(), p.HTTPS, wantURL)
+			}
 			if p.Name != fmt.Sprintf("peer %d", j) || !reflect.DeepEqual(p.TCPAddrs, wantTCP) ||
 				!reflect.DeepEqual(p.HTTPAddrs, wantHTTP) || p.Instance != svcs[j].Instance() || p.Interface != "lo" ||
 				p.Interval != 500*time.Millisecond || p.Source != svcs[j].Interfaces()[0].Local {
@@ -233,6 +241,11 @@ func TestDropClasses(t *testing.T) {
 		{"port 0", signBlob(t, x, "lanpeer/v1 announce", rawBlob(x.PeerID(), instanceID(7), [][]byte{make([]byte, AddrSize)}, "", 1000, uint64(now.UnixMilli()))), func(s Stats) uint64 { return s.Malformed }},
 		{"address of 17 bytes", signBlob(t, x, "lanpeer/v1 announce", rawBlob(x.PeerID(), instanceID(7), [][]byte{make([]byte, AddrSize-1)}, "", 1000, uint64(now.UnixMilli()))), func(s Stats) uint64 { return s.Malformed }},
 		{"five addresses", signBlob(t, x, "lanpeer/v1 announce", rawBlob(x.PeerID(), instanceID(7), encodeAddrs(fiveAddrs()), "", 1000, uint64(now.UnixMilli()))), func(s Stats) uint64 { return s.Malformed }},
+		{"HTTP scheme ftp", signBlob(t, x, "lanpeer/v1 announce", schemeBlob(x.PeerID(), "ftp", 1, now)), func(s Stats) uint64 { return s.Malformed }},
+		{"HTTP scheme HTTPS (upper case)", signBlob(t, x, "lanpeer/v1 announce", schemeBlob(x.PeerID(), "HTTPS", 1, now)), func(s Stats) uint64 { return s.Malformed }},
+		{"HTTP scheme as a URL prefix", signBlob(t, x, "lanpeer/v1 announce", schemeBlob(x.PeerID(), "https://", 1, now)), func(s Stats) uint64 { return s.Malformed }},
+		{"HTTP addresses without a scheme", signBlob(t, x, "lanpeer/v1 announce", schemeBlob(x.PeerID(), "", 1, now)), func(s Stats) uint64 { return s.Malformed }},
+		{"HTTP scheme without addresses", signBlob(t, x, "lanpeer/v1 announce", schemeBlob(x.PeerID(), "http", 0, now)), func(s Stats) uint64 { return s.Malformed }},
 		{"interval 0", signBlob(t, x, "lanpeer/v1 announce", rawBlob(x.PeerID(), instanceID(7), nil, "", 0, uint64(now.UnixMilli()))), func(s Stats) uint64 { return s.Malformed }},
 		{"short query", encodeQuery(cryptosuite.PeerID{})[:QuerySize-1], func(s Stats) uint64 { return s.Malformed }},
 		{"query with padding", flip(encodeQuery(cryptosuite.PeerID{}), QuerySize-1), func(s Stats) uint64 { return s.Malformed }},
@@ -414,7 +427,7 @@ func TestSizes(t *testing.T) {
 	for i := range MaxAddrs {
 		addrs = append(addrs, netip.AddrPortFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8::%d", i+1)), 7000))
 	}
-	d := annSpec{id: fixtureID(t, "rsa4096"), tcp: addrs, http: addrs, name: string(make65('n')[:MaxNameSize]),
+	d := annSpec{id: fixtureID(t, "rsa4096"), tcp: addrs, http: addrs, https: true, name: string(make65('n')[:MaxNameSize]),
 		at: time.Now()}.datagram(t)
 	if len(d) != MaxAnnounceSize || QuerySize < len(d) || len(encodeQuery(cryptosuite.PeerID{})) != QuerySize {
 		t.Fatalf("largest announcement %d bytes, MaxAnnounceSize %d, QuerySize %d", len(d), MaxAnnounceSize, QuerySize)
@@ -539,6 +552,7 @@ func TestConfigRefused(t *testing.T) {
 		"name too long":            func(c *Config) { c.Name = string(make65('a')) },
 		"too many addresses":       func(c *Config) { c.TCPAddrs = fiveAddrs() },
 		"zoned address":            func(c *Config) { c.TCPAddrs = []netip.AddrPort{netip.MustParseAddrPort("[fe80::1%lo]:7000")} },
+		"HTTPS without HTTP":       func(c *Config) { c.HTTPS, c.HTTPAddrs = true, nil },
 		"port 0":                   func(c *Config) { c.HTTPAddrs = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")} },
 		"negative rate":            func(c *Config) { c.Limits.SourceRate = -1 },
 	} {

@@ -47,8 +47,8 @@ func exampleAnnouncement(t *testing.T) (seed []byte, id *cryptosuite.Identity, a
 		inst[i] = 0xa0 + byte(i)
 	}
 	return seed, id, &announcement{peer: id.PeerID(), instance: inst, name: "lab printer",
-		tcp:      []netip.AddrPort{netip.MustParseAddrPort("[::]:7000"), netip.MustParseAddrPort("192.0.2.7:7000")},
-		http:     []netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:8080")},
+		tcp:  []netip.AddrPort{netip.MustParseAddrPort("[::]:7000"), netip.MustParseAddrPort("192.0.2.7:7000")},
+		http: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:8080")}, https: true,
 		interval: 30000, millis: 1764036000000}
 }
 
@@ -74,6 +74,7 @@ func TestAnnounceExample(t *testing.T) {
 		{"instance", hex.EncodeToString(a.instance[:])},
 		{"tcp", fmt.Sprint(a.tcp)},
 		{"http", fmt.Sprint(a.http)},
+		{"http_scheme", httpScheme(a)},
 		{"name", a.name},
 		{"interval_ms", fmt.Sprint(a.interval)},
 		{"time_ms", fmt.Sprint(a.millis)},
@@ -117,6 +118,7 @@ func TestAnnounceExample(t *testing.T) {
 	blob = append(append(blob, field(peer[:])...), peer[:]...)
 	blob = append(append(blob, field(a.instance[:])...), a.instance[:]...)
 	blob = append(append(blob, list(a.tcp)...), list(a.http)...)
+	blob = append(append(blob, field([]byte("https"))...), "https"...)
 	blob = append(append(blob, field([]byte(a.name))...), a.name...)
 	blob = append(append(blob, u64(30000)...), u64(1764036000000)...)
 	h := sha256.Sum256(blob)
@@ -130,7 +132,7 @@ func TestAnnounceExample(t *testing.T) {
 		t.Fatalf("PROTOCOL.md's layout gives\n%x\nthe code sends\n%x", dg, d)
 	}
 	q := append([]byte("lanp\x01\x02"), make([]byte, 32)...)
-	q = append(q, make([]byte, 1426-len(q))...)
+	q = append(q, make([]byte, 1435-len(q))...)
 	if !bytes.Equal(q, encodeQuery(cryptosuite.PeerID{})) {
 		t.Fatal("PROTOCOL.md's query differs from the code's")
 	}

@@ -45,6 +45,7 @@ const (
 		(4 + 32) + // peer ID
 		(4 + InstanceIDSize) + // instance id
 		2*(4+MaxAddrs*(4+AddrSize)) + // TCP and HTTP address lists
+		(4 + len(schemeHTTPS)) + // HTTP scheme
 		(4 + MaxNameSize) + // display name
 		(4 + 8) + // interval, ms
 		(4 + 8) // timestamp, ms
@@ -147,6 +148,7 @@ type announcement struct {
 	peer      cryptosuite.PeerID
 	instance  [InstanceIDSize]byte
 	tcp, http []netip.AddrPort
+	https     bool // http serves HTTPS; only with HTTP addresses
 	name      string
 	interval  uint64 // ms
 	millis    uint64 // Unix ms
@@ -158,10 +160,11 @@ var errLocal = errors.New("discovery: announcement out of bounds")
 
 // encodeAnnouncement signs a and returns the datagram.
 func encodeAnnouncement(id *cryptosuite.Identity, a *announcement) ([]byte, error) {
-	if len(a.tcp) > MaxAddrs || len(a.http) > MaxAddrs || !validName(a.name) {
+	if len(a.tcp) > MaxAddrs || len(a.http) > MaxAddrs || !validName(a.name) || (a.https && len(a.http) == 0) {
 		return nil, errLocal
 	}
-	blob := canon.Announce(a.peer, a.instance, encodeAddrs(a.tcp), encodeAddrs(a.http), a.name, a.interval, a.millis)
+	blob := canon.Announce(a.peer, a.instance, encodeAddrs(a.tcp), encodeAddrs(a.http), httpScheme(a),
+		a.name, a.interval, a.millis)
 	sig, err := id.Sign(canon.LabelAnnounce, blob)
 	if err != nil {
 		return nil, err
@@ -299,6 +302,7 @@ func parseBlob(blob []byte) (*announcement, bool) {
 	copy(a.peer[:], r.Fixed(32))
 	copy(a.instance[:], r.Fixed(InstanceIDSize))
 	tcp, http := r.List(MaxAddrs), r.List(MaxAddrs)
+	scheme := r.Bytes()
 	name := r.Bytes()
 	a.interval = r.Uint64()
 	a.millis = r.Uint64()
@@ -309,10 +313,35 @@ func parseBlob(blob []byte) (*announcement, bool) {
 		return nil, false
 	}
 	a.name = string(name)
+	switch {
+	case len(http) == 0 && len(scheme) == 0:
+	case len(http) > 0 && string(scheme) == schemeHTTP:
+	case len(http) > 0 && string(scheme) == schemeHTTPS:
+		a.https = true
+	default:
+		return nil, false
+	}
 	var ok1, ok2 bool
 	a.tcp, ok1 = decodeAddrs(tcp)
 	a.http, ok2 = decodeAddrs(http)
 	return a, ok1 && ok2
+}
+
+// The schemes an announcement's HTTP addresses serve.
+const (
+	schemeHTTP  = "http"
+	schemeHTTPS = "https"
+)
+
+// httpScheme is the scheme field of a: empty without HTTP addresses.
+func httpScheme(a *announcement) string {
+	switch {
+	case len(a.http) == 0:
+		return ""
+	case a.https:
+		return schemeHTTPS
+	}
+	return schemeHTTP
 }
 
 func decodeAddrs(elems [][]byte) ([]netip.AddrPort, bool) {

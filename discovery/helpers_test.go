@@ -213,6 +213,7 @@ type annSpec struct {
 	id        *cryptosuite.Identity
 	instance  [InstanceIDSize]byte
 	tcp, http []netip.AddrPort
+	https     bool
 	name      string
 	interval  time.Duration
 	at        time.Time
@@ -225,7 +226,7 @@ func (a annSpec) datagram(t testing.TB) []byte {
 		iv = time.Second
 	}
 	b, err := encodeAnnouncement(a.id, &announcement{
-		peer: a.id.PeerID(), instance: a.instance, tcp: a.tcp, http: a.http, name: a.name,
+		peer: a.id.PeerID(), instance: a.instance, tcp: a.tcp, http: a.http, https: a.https, name: a.name,
 		interval: uint64(iv / time.Millisecond), millis: uint64(a.at.UnixMilli()),
 	})
 	if err != nil {
@@ -247,7 +248,14 @@ func signBlob(t testing.TB, id *cryptosuite.Identity, label string, blob []byte)
 
 // rawBlob builds an announcement blob field by field.
 func rawBlob(peer cryptosuite.PeerID, inst [InstanceIDSize]byte, tcp [][]byte, name string, interval, millis uint64) []byte {
-	return canon.Announce(peer, inst, tcp, nil, name, interval, millis)
+	return canon.Announce(peer, inst, tcp, nil, "", name, interval, millis)
+}
+
+// schemeBlob builds an announcement blob with n HTTP addresses (0 or 1)
+// and the HTTP scheme field scheme, whatever it holds.
+func schemeBlob(peer cryptosuite.PeerID, scheme string, n int, at time.Time) []byte {
+	http := encodeAddrs([]netip.AddrPort{netip.MustParseAddrPort("192.0.2.7:8080")})[:n]
+	return canon.Announce(peer, instanceID(7), nil, http, scheme, "x", 1000, uint64(at.UnixMilli()))
 }
 
 func instanceID(b byte) (id [InstanceIDSize]byte) {

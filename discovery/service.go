@@ -115,6 +115,10 @@ type Config struct {
 	// each, no zones. An unspecified address (0.0.0.0:7000, [::]:7000)
 	// tells receivers to use the address the announcement came from.
 	TCPAddrs, HTTPAddrs []netip.AddrPort
+	// HTTPS says the HTTP addresses serve HTTPS (lanpeer listen --https);
+	// announcements carry the scheme, so receivers need not guess. It
+	// requires HTTPAddrs.
+	HTTPS bool
 	// Interfaces names every interface to join and send on; required (see
 	// DefaultInterfaces).
 	Interfaces []string
@@ -233,6 +237,9 @@ func applyDefaults(c *Config) error {
 				return bad("address %v (want IP:port, port not 0, no zone, not multicast)", a)
 			}
 		}
+	}
+	if c.HTTPS && len(c.HTTPAddrs) == 0 {
+		return bad("HTTPS without HTTP addresses")
 	}
 	c.TCPAddrs = append([]netip.AddrPort(nil), c.TCPAddrs...)
 	c.HTTPAddrs = append([]netip.AddrPort(nil), c.HTTPAddrs...)
@@ -404,7 +411,7 @@ func (s *Service) nextMillis() uint64 {
 // sign builds and signs a fresh announcement.
 func (s *Service) sign() ([]byte, error) {
 	a := &announcement{
-		peer: s.own, instance: s.instance, tcp: s.cfg.TCPAddrs, http: s.cfg.HTTPAddrs,
+		peer: s.own, instance: s.instance, tcp: s.cfg.TCPAddrs, http: s.cfg.HTTPAddrs, https: s.cfg.HTTPS,
 		name: s.cfg.Name, interval: uint64(s.cfg.Interval / time.Millisecond), millis: s.nextMillis(),
 	}
 	b, err := encodeAnnouncement(s.cfg.Identity, a)
