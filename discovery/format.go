@@ -59,8 +59,9 @@ const (
 	// as oversized.
 	MaxDatagram = MaxAnnounceSize
 
-	// minBlobSize is a blob with empty lists and name: what peek needs.
-	minBlobSize = len(canon.LabelAnnounce) + 1 + (4 + 32) + (4 + InstanceIDSize) + 4 + 4 + 4 + (4 + 8) + (4 + 8)
+	// minBlobSize is a blob with empty lists, scheme and name: what peek
+	// needs.
+	minBlobSize = len(canon.LabelAnnounce) + 1 + (4 + 32) + (4 + InstanceIDSize) + 4 + 4 + 4 + 4 + (4 + 8) + (4 + 8)
 )
 
 // magic starts every discovery datagram.
