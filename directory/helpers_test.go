@@ -20,7 +20,7 @@ import (
 
 var t0 = time.UnixMilli(1764036000000).UTC()
 
-var testAddrs = Addrs{TCP: []string{"192.0.2.7:7450", "[2001:db8::7]:7450"}, HTTP: []string{"peer.example:7451"}}
+var testAddrs = Addrs{TCP: []string{"192.0.2.7:7450", "[2001:db8::7]:7450"}, HTTP: []string{"https://peer.example:7451", "http://192.0.2.7:7452"}}
 
 func ed25519Identity(t testing.TB) *cryptosuite.Identity {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lanpeer/lanpeer/canon"
@@ -18,7 +19,8 @@ import (
 const (
 	// MaxAddrs bounds each address list (TCP, HTTP).
 	MaxAddrs = 8
-	// MaxAddrLen bounds one address, "host:port", in bytes.
+	// MaxAddrLen bounds one address, "host:port" or an HTTP URL, in
+	// bytes.
 	MaxAddrLen = 255
 	// MaxTTL is the longest a record may be valid: a peer refreshes its
 	// record well before it expires.
@@ -59,12 +61,15 @@ var (
 	ErrWrongPeer = errors.New("directory: record is for another peer")
 )
 
-// Addrs are the addresses a record publishes, each "host:port" with a
-// host that is an IP address or a DNS name (not an unspecified address)
-// and a port from 1 to 65535. At least one address must be given.
+// Addrs are the addresses a record publishes. A TCP address is
+// "host:port" with a host that is an IP address or a DNS name (not an
+// unspecified address) and a port from 1 to 65535; an HTTP address is such
+// a host:port after the scheme the shim serves, "http://" or "https://"
+// (lower case; no user info, path, query or fragment), so a client knows
+// whether to speak TLS. At least one address must be given.
 type Addrs struct {
 	TCP  []string // the peer's TCP listeners (lanpeer listen)
-	HTTP []string // the peer's HTTP shim
+	HTTP []string // the peer's HTTP shim, "http://host:port" or "https://host:port"
 }
 
 // Record is a verified directory record. It is immutable and safe for
@@ -253,12 +258,30 @@ func checkAddrs(a Addrs) error {
 			return fmt.Errorf("directory: %d %s addresses (max %d)", len(list.addrs), list.what, MaxAddrs)
 		}
 		for i, s := range list.addrs {
-			if err := checkAddr(s); err != nil {
+			check := checkAddr
+			if list.what == "HTTP" {
+				check = checkHTTPURL
+			}
+			if err := check(s); err != nil {
 				return fmt.Errorf("directory: %s address %d: %w", list.what, i+1, err)
 			}
 		}
 	}
 	return nil
+}
+
+// checkHTTPURL accepts "http://" or "https://" and a host:port that
+// checkAddr accepts, at most MaxAddrLen bytes in all.
+func checkHTTPURL(s string) error {
+	if len(s) > MaxAddrLen {
+		return fmt.Errorf("length %d (max %d)", len(s), MaxAddrLen)
+	}
+	for _, scheme := range []string{"http://", "https://"} {
+		if rest, ok := strings.CutPrefix(s, scheme); ok {
+			return checkAddr(rest)
+		}
+	}
+	return errors.New("not an http:// or https:// URL")
 }
 
 func checkAddr(s string) error {

@@ -80,11 +80,25 @@ func TestBuildRecordRefuses(t *testing.T) {
 		"port zero":      {Addrs{TCP: []string{"192.0.2.1:0"}}, time.Hour},
 		"port too big":   {Addrs{TCP: []string{"192.0.2.1:65536"}}, time.Hour},
 		"port leading 0": {Addrs{TCP: []string{"192.0.2.1:080"}}, time.Hour},
-		"empty host":     {Addrs{HTTP: []string{":80"}}, time.Hour},
-		"bad host":       {Addrs{HTTP: []string{"a_b.example:80"}}, time.Hour},
-		"space":          {Addrs{HTTP: []string{"a b:80"}}, time.Hour},
-		"too long":       {Addrs{TCP: []string{strings.Repeat("a", MaxAddrLen-2) + ":80"}}, time.Hour},
-		"too many":       {Addrs{TCP: many}, time.Hour},
+		"empty host":     {Addrs{HTTP: []string{"http://:80"}}, time.Hour},
+		"bad host":       {Addrs{HTTP: []string{"http://a_b.example:80"}}, time.Hour},
+		"space":          {Addrs{HTTP: []string{"http://a b:80"}}, time.Hour},
+		// An HTTP address is a URL with its scheme, http or https, and
+		// nothing after host:port.
+		"HTTP without scheme":  {Addrs{HTTP: []string{"192.0.2.7:8080"}}, time.Hour},
+		"HTTP scheme ftp":      {Addrs{HTTP: []string{"ftp://192.0.2.7:8080"}}, time.Hour},
+		"HTTP scheme HTTPS":    {Addrs{HTTP: []string{"HTTPS://192.0.2.7:8080"}}, time.Hour},
+		"HTTP scheme only":     {Addrs{HTTP: []string{"https://"}}, time.Hour},
+		"HTTP no port":         {Addrs{HTTP: []string{"https://192.0.2.7"}}, time.Hour},
+		"HTTP path":            {Addrs{HTTP: []string{"https://192.0.2.7:8080/"}}, time.Hour},
+		"HTTP query":           {Addrs{HTTP: []string{"https://192.0.2.7:8080?a=b"}}, time.Hour},
+		"HTTP fragment":        {Addrs{HTTP: []string{"https://192.0.2.7:8080#x"}}, time.Hour},
+		"HTTP user info":       {Addrs{HTTP: []string{"https://u:p@192.0.2.7:8080"}}, time.Hour},
+		"HTTP unspecified":     {Addrs{HTTP: []string{"http://0.0.0.0:8080"}}, time.Hour},
+		"HTTP too long":        {Addrs{HTTP: []string{"https://" + strings.Repeat("a", MaxAddrLen-11) + ":80"}}, time.Hour},
+		"TCP address with URL": {Addrs{TCP: []string{"http://192.0.2.7:7450"}}, time.Hour},
+		"too long":             {Addrs{TCP: []string{strings.Repeat("a", MaxAddrLen-2) + ":80"}}, time.Hour},
+		"too many":             {Addrs{TCP: many}, time.Hour},
 	}
 	for name, c := range cases {
 		if _, err := BuildRecord(id, c.addrs, c.ttl, t0); err == nil {
@@ -102,7 +116,15 @@ func TestBuildRecordRefuses(t *testing.T) {
 	for i := range full {
 		full[i] = long
 	}
-	rec := build(t, rsaIdentity(t), Addrs{TCP: full, HTTP: full}, MaxTTL, t0)
+	longURL := "https://" + host[len("https://"):] + ":65535"
+	if len(longURL) != MaxAddrLen {
+		t.Fatalf("URL of %d bytes", len(longURL))
+	}
+	fullURL := make([]string, MaxAddrs)
+	for i := range fullURL {
+		fullURL[i] = longURL
+	}
+	rec := build(t, rsaIdentity(t), Addrs{TCP: full, HTTP: fullURL}, MaxTTL, t0)
 	if n := len(rec.Blob()); n > MaxRecordSize {
 		t.Errorf("largest record %d bytes > MaxRecordSize %d", n, MaxRecordSize)
 	}
@@ -155,6 +177,15 @@ func TestVerifyRecordRefuses(t *testing.T) {
 		}), ErrMalformed},
 		"too many addresses": {long(func(f *canon.DirectoryRecordFields) { f.TCPAddrs = many }), ErrMalformed},
 		"bad address":        {long(func(f *canon.DirectoryRecordFields) { f.HTTPAddrs = []string{"x"} }), ErrMalformed},
+		"signed HTTP address without scheme": {long(func(f *canon.DirectoryRecordFields) {
+			f.HTTPAddrs = []string{"192.0.2.7:8080"}
+		}), ErrMalformed},
+		"signed HTTP address of scheme ftp": {long(func(f *canon.DirectoryRecordFields) {
+			f.HTTPAddrs = []string{"ftp://192.0.2.7:8080"}
+		}), ErrMalformed},
+		"signed HTTP URL with a path": {long(func(f *canon.DirectoryRecordFields) {
+			f.HTTPAddrs = []string{"https://192.0.2.7:8080/x"}
+		}), ErrMalformed},
 		"no address": {long(func(f *canon.DirectoryRecordFields) {
 			f.TCPAddrs, f.HTTPAddrs = nil, nil
 		}), ErrMalformed},
