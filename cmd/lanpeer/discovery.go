@@ -128,7 +128,8 @@ func (f *finders) stop() {
 
 // startFinders starts what --discovery and --directory ask for; addr is
 // the listener's TCP address, httpAddr its HTTP shim's (nil without
-// --http).
+// --http), which serves HTTPS with --https: announcements and the
+// directory record say which.
 func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr, httpAddr net.Addr) (*finders, error) {
 	if err := checkDirectoryURL(c.String("directory")); err != nil {
 		return nil, err
@@ -156,8 +157,9 @@ func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr, 
 		}
 		web = []netip.AddrPort{ap}
 	}
+	https := c.Bool("https") && len(web) > 0
 	if c.Bool("discovery") {
-		if err := f.announce(ctx, c, p, id, tcp, web); err != nil {
+		if err := f.announce(ctx, c, p, id, tcp, web, https); err != nil {
 			f.stop()
 			return nil, err
 		}
@@ -173,6 +175,13 @@ func startFinders(c *cli.Context, p *peerSetup, id *cryptosuite.Identity, addr, 
 				f.stop()
 				return nil, err
 			}
+		}
+		scheme := "http://"
+		if https {
+			scheme = "https://"
+		}
+		for i, a := range addrs.HTTP {
+			addrs.HTTP[i] = scheme + a // the record's HTTP addresses are URLs
 		}
 		for _, a := range append([]netip.AddrPort{tcp}, web...) {
 			if a.Addr().IsLoopback() && !loopbackURL(u) {
@@ -205,17 +214,18 @@ func listenAddrPort(a net.Addr) (netip.AddrPort, error) {
 }
 
 // announce runs an announcing discovery Service for the listener at tcp,
-// with its HTTP shim at web (empty without --http). An unspecified
+// with its HTTP shim at web (empty without --http), serving HTTPS if
+// https. An unspecified
 // address is announced as it is: receivers put the announcement's source
 // address in its place.
-func (f *finders) announce(ctx context.Context, c *cli.Context, p *peerSetup, id *cryptosuite.Identity, tcp netip.AddrPort, web []netip.AddrPort) error {
+func (f *finders) announce(ctx context.Context, c *cli.Context, p *peerSetup, id *cryptosuite.Identity, tcp netip.AddrPort, web []netip.AddrPort, https bool) error {
 	cfg, err := discoveryConfig(c, p.log)
 	if err != nil {
 		return err
 	}
 	cfg.Identity = id
 	cfg.TCPAddrs = []netip.AddrPort{tcp}
-	cfg.HTTPAddrs = web
+	cfg.HTTPAddrs, cfg.HTTPS = web, https
 	if cfg.Name = c.String("name"); !c.IsSet("name") {
 		if h, err := os.Hostname(); err == nil {
 			cfg.Name = h

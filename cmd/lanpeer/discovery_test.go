@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -127,16 +129,27 @@ func TestDirectoryRegisterAndDial(t *testing.T) {
 }
 
 // TestFindersAdvertiseHTTP: with --http, the listener announces and
-// registers its HTTP shim's address beside the TCP one; peers lists it
-// (a column of its own, and "http" in JSON), and the directory's record
-// holds it.
+// registers its HTTP shim beside the TCP address, as a URL whose scheme
+// says whether it serves HTTPS (--https) or plain HTTP; peers lists it (a
+// column of its own, and "http" in JSON), the directory's record holds
+// it, and the shim answers at that URL.
 func TestFindersAdvertiseHTTP(t *testing.T) {
+	for _, https := range []bool{false, true} {
+		t.Run(fmt.Sprintf("https=%v", https), func(t *testing.T) { testFindersAdvertiseHTTP(t, https) })
+	}
+}
+
+func testFindersAdvertiseHTTP(t *testing.T, https bool) {
 	disc := loDiscovery(t)
 	srv := testDirectory(t)
 	lhome, _ := fixtureHome(t, "ed25519")
-	l, addr, lid := startListen(t, lhome, append([]string{"--http", "127.0.0.1:0", "--discovery", "--name", "web",
-		"--directory", srv.URL}, disc...)...)
-	web := waitMatch(t, l.stderr, `lanpeer: serving HTTP on http://(127\.0\.0\.1:\d+)\n`)[1]
+	args := []string{"--http", "127.0.0.1:0", "--discovery", "--name", "web", "--directory", srv.URL}
+	scheme := "http"
+	if https {
+		args, scheme = append(args, "--https"), "https"
+	}
+	l, addr, lid := startListen(t, lhome, append(args, disc...)...)
+	web := waitMatch(t, l.stderr, `lanpeer: serving HTTP on (`+scheme+`://127\.0\.0\.1:\d+)\n`)[1]
 	waitMatch(t, l.stderr, `lanpeer: announcing on lo `)
 	waitMatch(t, l.stderr, `lanpeer: registered `+regexp.QuoteMeta(addr)+` \(HTTP `+regexp.QuoteMeta(web)+`\) with the directory `)
 
@@ -166,14 +179,18 @@ func TestFindersAdvertiseHTTP(t *testing.T) {
 	if err != nil || len(rec.Addrs.TCP) != 1 || rec.Addrs.TCP[0] != addr || len(rec.Addrs.HTTP) != 1 || rec.Addrs.HTTP[0] != web {
 		t.Fatalf("directory record: %v %+v, want tcp [%s] and http [%s]", err, rec, addr, web)
 	}
-	// The shim answers at the address advertised.
-	resp, err := http.Get("http://" + pj.HTTP[0] + "/healthz")
+	// The shim answers at the URL advertised, in the scheme advertised
+	// (the certificate is the identity's own: TestListenHTTPS checks the
+	// pin; here only the scheme matters).
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: hang}).Get(pj.HTTP[0] + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /healthz at the advertised address: %s", resp.Status)
+	if resp.StatusCode != http.StatusOK || (resp.TLS != nil) != https {
+		t.Fatalf("GET /healthz at the advertised URL: %s (TLS %v), want 200 over %s", resp.Status, resp.TLS != nil, scheme)
 	}
 }
 

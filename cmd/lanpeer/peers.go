@@ -24,9 +24,10 @@ func peersCommand() *cli.Command {
 		Usage:     "list the peers that announce themselves on the LAN ('lanpeer listen --discovery')",
 		UsageText: "lanpeer peers [--iface NAME]... [--timeout D] [--json] [--discovery-group GROUP] [--discovery-port PORT]",
 		Description: "Asks the LAN's discovery group who is there, waits --timeout for the answers, and prints one\n" +
-			"line per peer: peer ID, display name (escaped as messages are), TCP addresses, HTTP shim addresses\n" +
-			"('lanpeer listen --http'; each list comma-separated, \"-\" for none) and the age of its last\n" +
-			"announcement, separated by tabs. --json prints one JSON\n" +
+			"line per peer: peer ID, display name (escaped as messages are), TCP addresses, HTTP shim URLs\n" +
+			"('lanpeer listen --http', http://HOST:PORT, or https://HOST:PORT with --https; each list\n" +
+			"comma-separated, \"-\" for none) and the age of its last announcement, separated by tabs.\n" +
+			"--json prints one JSON\n" +
 			"object a line instead. It prints nothing and exits 0 when no peer answers. It does not announce\n" +
 			"this peer. What it lists are hints: 'lanpeer dial' still checks each peer's key.",
 		Flags: append([]cli.Flag{
@@ -43,7 +44,7 @@ type peerJSON struct {
 	PeerID    string   `json:"peer_id"`
 	Name      string   `json:"name"`
 	TCP       []string `json:"tcp"`
-	HTTP      []string `json:"http"`
+	HTTP      []string `json:"http"` // base URLs: http://host:port or https://host:port
 	Interface string   `json:"interface"`
 	Source    string   `json:"source"`
 	Instance  string   `json:"instance"`
@@ -72,7 +73,7 @@ func peersAction(c *cli.Context) error {
 	}
 	now := time.Now()
 	for _, p := range peers {
-		tcp, http := addrStrings(p.TCPAddrs), addrStrings(p.HTTPAddrs)
+		tcp, http := addrStrings(p.TCPAddrs), p.HTTPURLs()
 		age := p.Age(now)
 		if c.Bool("json") {
 			b, err := json.Marshal(peerJSON{PeerID: p.ID.String(), Name: p.Name, TCP: tcp, HTTP: http,
