@@ -461,8 +461,9 @@ func (c *Client) CommitList(ctx context.Context, id store.RoomID, after uint64, 
 	return &out, nil
 }
 
-// errWrongMasterKey: the host served a key that is not the master's.
-var errWrongMasterKey = errors.New("httpshim: the host's master key is not the master's")
+// errWrongMasterKey: the host served a key that is not the master's
+// (node.ErrWrongMasterKey, the TCP client's check).
+var errWrongMasterKey = node.ErrWrongMasterKey
 
 // VerifyMasterKey checks what the host says of a room's master (room info
 // and commit lists carry both): spki must be an identity key whose
@@ -473,19 +474,12 @@ func VerifyMasterKey(master string, spki []byte) (*cryptosuite.PublicKey, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errWrongMasterKey, err)
 	}
-	pk, err := cryptosuite.ParsePublicKey(spki)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errWrongMasterKey, err)
-	}
-	if pk.PeerID() != id {
-		return nil, fmt.Errorf("%w: a key of %s for master %s", errWrongMasterKey, pk.PeerID().Short(), id.Short())
-	}
-	return pk, nil
+	return node.VerifyMasterKey(id, spki)
 }
 
 // MasterKey returns the identity key of the room's master, checked
 // against the master's peer ID (VerifyMasterKey): one request, where a
-// TCP client fetches the master's key package.
+// TCP client's node.RoomClient.RoomInfo does the same.
 func (c *Client) MasterKey(ctx context.Context, id store.RoomID) (*cryptosuite.PublicKey, error) {
 	info, err := c.RoomInfo(ctx, id)
 	if err != nil {

@@ -2,13 +2,9 @@ package httpshim
 
 import (
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"strconv"
 
-	"github.com/lanpeer/lanpeer/cryptosuite"
-	"github.com/lanpeer/lanpeer/room"
-	"github.com/lanpeer/lanpeer/store"
 	"github.com/lanpeer/lanpeer/wire"
 )
 
@@ -168,14 +164,10 @@ func (s *Server) roomInfo(q *request) {
 	if !ok {
 		return
 	}
+	// The dispatch adds the master's key, as over TCP (node.Service).
 	ri := r.(*wire.RoomInfoReply)
-	mk, err := s.masterKey(q, id, cryptosuite.PeerID(ri.Master))
-	if err != nil {
-		q.fail(roomError(err))
-		return
-	}
 	out := RoomInfoJSON{
-		Room: hex.EncodeToString(ri.Room), Name: string(ri.Name), Master: hex.EncodeToString(ri.Master), MasterKey: mk,
+		Room: hex.EncodeToString(ri.Room), Name: string(ri.Name), Master: hex.EncodeToString(ri.Master), MasterKey: ri.MasterKey,
 		Suite: ri.Suite, Epoch: ri.Epoch, Head: hex.EncodeToString(ri.Head), Created: ri.Created,
 		First: ri.First, Last: ri.Last, More: ri.More, Members: make([]MemberJSON, len(ri.Members)),
 	}
@@ -186,51 +178,6 @@ func (s *Server) roomInfo(q *request) {
 		}
 	}
 	writeJSON(q.w, http.StatusOK, out)
-}
-
-// maxMasterKeys bounds the cache of masters' identity keys.
-const maxMasterKeys = 1024
-
-// masterKey returns the identity key (SPKI DER) of master, room id's
-// master, from the key package its member record names: a key package
-// the host verified when it was published and keeps while a member names
-// it. The operation before checked the caller's right to the room. The
-// client checks that the key's SHA-256 is the master's peer ID, so the
-// host vouches for nothing; and since a peer ID has one key, the keys
-// are cached by peer ID.
-func (s *Server) masterKey(q *request, id store.RoomID, master cryptosuite.PeerID) ([]byte, error) {
-	s.mu.Lock()
-	k, ok := s.masterKeys[master]
-	s.mu.Unlock()
-	if ok {
-		return k, nil
-	}
-	ctx, cancel := s.opContext(q.r)
-	defer cancel()
-	h := s.svc.Host()
-	m, err := h.Store().GetMember(ctx, id, master)
-	if err != nil {
-		return nil, err
-	}
-	blob, err := h.KeyPackage(ctx, m.KeyPackageHash)
-	if err != nil {
-		return nil, err
-	}
-	kp, err := room.VerifyStoredKeyPackage(blob)
-	if err != nil {
-		return nil, err
-	}
-	if kp.Owner != master {
-		return nil, fmt.Errorf("httpshim: the key package of master %s is %s's", master.Short(), kp.Owner.Short())
-	}
-	k = kp.IdentityKey.SPKI()
-	s.mu.Lock()
-	if len(s.masterKeys) >= maxMasterKeys {
-		clear(s.masterKeys)
-	}
-	s.masterKeys[master] = k
-	s.mu.Unlock()
-	return k, nil
 }
 
 func (s *Server) deleteRoom(q *request) {
@@ -298,12 +245,7 @@ func (s *Server) fetchCommits(q *request) {
 		q.fail(roomError(err))
 		return
 	}
-	mk, err := s.masterKey(q, id, rm.Master)
-	if err != nil {
-		q.fail(roomError(err))
-		return
-	}
-	out := CommitListJSON{Commits: cl.Commits, Epoch: cl.Epoch, Master: rm.Master.String(), MasterKey: mk}
+	out := CommitListJSON{Commits: cl.Commits, Epoch: cl.Epoch, Master: rm.Master.String(), MasterKey: cl.MasterKey}
 	if out.Commits == nil {
 		out.Commits = [][]byte{}
 	}

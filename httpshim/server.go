@@ -137,10 +137,7 @@ type Server struct {
 	journals map[cryptosuite.PeerID]*journal // with sessions, or idle within EventRetention
 	idle     int                             // journals without sessions
 	idFloor  uint64                          // the highest event id of a dropped journal
-	// masterKeys caches rooms' masters' identity keys (SPKI DER) by
-	// peer ID, at most maxMasterKeys.
-	masterKeys map[cryptosuite.PeerID][]byte
-	closed     bool
+	closed   bool
 }
 
 type pendingHandshake struct {
@@ -210,8 +207,6 @@ func New(cfg Config) (*Server, error) {
 		perPeer:  map[cryptosuite.PeerID]int{},
 		perAddr:  map[netip.Prefix]int{},
 		journals: map[cryptosuite.PeerID]*journal{},
-
-		masterKeys: map[cryptosuite.PeerID][]byte{},
 	}
 	s.log = cfg.Logger
 	if s.log == nil {

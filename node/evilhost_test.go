@@ -333,3 +333,70 @@ func TestEvilHostReportsOldEpoch(t *testing.T) {
 		t.Fatal("the refusal changed bob's state")
 	}
 }
+
+// TestEvilHostWrongMasterKey: the host's room info and commit lists carry
+// the master's identity key, so a joining member needs no key package
+// fetch. An honest host's key is the master's; a host that serves another
+// key for the master (its cache poisoned with mallory's), or another
+// master for the room, is refused with ErrWrongMasterKey and the member's
+// state is unchanged.
+func TestEvilHostWrongMasterKey(t *testing.T) {
+	ev, a, b := evilRoom(t)
+	info, err := b.rc.RoomInfo(tctx(t), a.room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Room.Master != a.pid() || !info.MasterKey.Equal(a.id.Public()) {
+		t.Fatalf("room info names master %s with a key of %s, want alice's", info.Room.Master.Short(), info.MasterKey.PeerID().Short())
+	}
+
+	// The host claims bob is the master: its commit list carries bob's
+	// key, not the one bob's state verified the room under.
+	before := b.marshal(t)
+	ev.lieRoom(func(r store.Room) store.Room { r.Master = b.pid(); return r })
+	if _, err := b.rc.CatchUp(tctx(t), b.st); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("catching up under another master's key: %v, want %v", err, ErrWrongMasterKey)
+	}
+	ev.lieRoom(nil)
+
+	// The host serves mallory's key as alice's.
+	mal, err := cryptosuite.GenerateIdentity(cryptosuite.KeyEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := a.h.svc
+	svc.mu.Lock()
+	svc.masterKeys[a.pid()] = mal.Public()
+	svc.mu.Unlock()
+	if _, err := b.rc.RoomInfo(tctx(t), a.room); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("room info with mallory's key for the master: %v, want %v", err, ErrWrongMasterKey)
+	}
+	if _, err := b.rc.CatchUp(tctx(t), b.st); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("catching up with mallory's key for the master: %v, want %v", err, ErrWrongMasterKey)
+	}
+	if after := b.marshal(t); !bytes.Equal(before, after) {
+		t.Fatal("a refused reply changed bob's state")
+	}
+	// The next honest reply is served and accepted.
+	svc.mu.Lock()
+	clear(svc.masterKeys)
+	svc.mu.Unlock()
+	if _, err := b.rc.CatchUp(tctx(t), b.st); err != nil {
+		t.Fatalf("catching up from the honest host: %v", err)
+	}
+}
+
+// TestVerifyMasterKey: a key is the master's exactly when its SHA-256 is
+// the master's peer ID; anything else matches ErrWrongMasterKey.
+func TestVerifyMasterKey(t *testing.T) {
+	a, b := identity(t, "ed-a"), identity(t, "ed-b")
+	pk, err := VerifyMasterKey(a.PeerID(), a.Public().SPKI())
+	if err != nil || !pk.Equal(a.Public()) {
+		t.Fatalf("alice's own key: %v", err)
+	}
+	for name, spki := range map[string][]byte{"another key": b.Public().SPKI(), "not a key": []byte("not a key"), "empty": nil} {
+		if _, err := VerifyMasterKey(a.PeerID(), spki); !errors.Is(err, ErrWrongMasterKey) {
+			t.Errorf("%s: %v, want %v", name, err, ErrWrongMasterKey)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -212,7 +213,10 @@ func (rc *RoomClient) ListRooms(ctx context.Context, after store.RoomID, limit i
 const maxInfoPages = store.MaxMembers/wire.MaxInfoMembers + 1
 
 // RoomInfo returns a room's state and all its members, fetched a page at
-// a time.
+// a time, and the master's identity key, checked against the master's
+// peer ID (VerifyMasterKey: a host that lies about it is refused with an
+// error matching ErrWrongMasterKey), so the room's commits verify without
+// fetching the master's key package.
 func (rc *RoomClient) RoomInfo(ctx context.Context, id store.RoomID) (*RoomInfo, error) {
 	var out *RoomInfo
 	var after []byte
@@ -222,7 +226,12 @@ func (rc *RoomClient) RoomInfo(ctx context.Context, id store.RoomID) (*RoomInfo,
 			return nil, err
 		}
 		if out == nil {
+			mk, err := VerifyMasterKey(cryptosuite.PeerID(r.Master), r.MasterKey)
+			if err != nil {
+				return nil, fmt.Errorf("room %s: %w", id, err)
+			}
 			out = &RoomInfo{
+				MasterKey: mk,
 				Room: store.Room{
 					ID: store.RoomID(r.Room), Master: cryptosuite.PeerID(r.Master), Suite: r.Suite, Name: string(r.Name),
 					Epoch: r.Epoch, Head: [32]byte(r.Head), Created: time.UnixMilli(r.Created).UTC(),
@@ -313,12 +322,19 @@ func (rc *RoomClient) Ack(ctx context.Context, id store.RoomID, epoch uint64) er
 // FetchCommits returns commits after the epoch, in epoch order (at most
 // limit, fewer when the rest did not fit one reply), and the room's
 // current epoch, for room.MemberState.ApplyCommit.
+// The master's identity key the reply carries is checked by CatchUp
+// against the member's state; RoomInfo returns it checked against the
+// master's peer ID.
 func (rc *RoomClient) FetchCommits(ctx context.Context, id store.RoomID, after uint64, limit int) ([][]byte, uint64, error) {
-	r, err := call[*wire.CommitList](ctx, rc, &wire.FetchCommits{Room: id[:], After: after, Limit: uint16(min(max(limit, 0), 0xffff))})
+	r, err := rc.fetchCommits(ctx, id, after, limit)
 	if err != nil {
 		return nil, 0, err
 	}
 	return r.Commits, r.Epoch, nil
+}
+
+func (rc *RoomClient) fetchCommits(ctx context.Context, id store.RoomID, after uint64, limit int) (*wire.CommitList, error) {
+	return call[*wire.CommitList](ctx, rc, &wire.FetchCommits{Room: id[:], After: after, Limit: uint16(min(max(limit, 0), 0xffff))})
 }
 
 // maxCatchUpPages bounds CatchUp's fetches: each page holds up to
@@ -333,16 +349,24 @@ const maxCatchUpPages = 1024
 // caught when it serves the commits, not only when a message of the hidden
 // epoch arrives: a reported epoch past the last commit served, with no
 // more to fetch, matches room.ErrCommitGap; a reported epoch below st's
-// verified head matches room.ErrRollback. It returns the number of commits
+// verified head matches room.ErrRollback; a reply whose master key is not
+// the one st holds matches ErrWrongMasterKey. It returns the number of commits
 // applied, those before an error included (each of them verified).
 func (rc *RoomClient) CatchUp(ctx context.Context, st *room.MemberState) (int, error) {
 	id := store.RoomID(st.Room())
 	applied := 0
 	for range maxCatchUpPages {
 		head, _ := st.Head()
-		commits, reported, err := rc.FetchCommits(ctx, id, head, wire.MaxListLimit)
+		cl, err := rc.fetchCommits(ctx, id, head, wire.MaxListLimit)
 		if err != nil {
 			return applied, err
+		}
+		commits, reported := cl.Commits, cl.Epoch
+		if mk := st.MasterKey(); !bytes.Equal(cl.MasterKey, mk.SPKI()) {
+			// A room's master never changes: the key it carries is the one
+			// st verified its commits under.
+			return applied, fmt.Errorf("%w: room %s's commits come with a key that is not master %s's",
+				ErrWrongMasterKey, id, mk.PeerID().Short())
 		}
 		if reported < head {
 			return applied, fmt.Errorf("%w: the host reports epoch %d for room %s, and this member verified epoch %d",

@@ -122,7 +122,7 @@ func (s *Service) dispatch(ctx context.Context, caller *cryptosuite.PublicKey, m
 			return nil, err
 		}
 		out := &wire.RoomInfoReply{
-			Room: info.Room.ID[:], Name: []byte(info.Room.Name), Master: info.Room.Master[:], Suite: info.Room.Suite,
+			Room: info.Room.ID[:], Name: []byte(info.Room.Name), Master: info.Room.Master[:], MasterKey: info.MasterKey.SPKI(), Suite: info.Room.Suite,
 			Epoch: info.Room.Epoch, Head: info.Room.Head[:], Created: info.Room.Created.UnixMilli(),
 			First: info.Span.First, Last: info.Span.Last, More: info.More,
 		}
@@ -178,7 +178,11 @@ func (s *Service) dispatch(ctx context.Context, caller *cryptosuite.PublicKey, m
 		if err != nil {
 			return nil, err
 		}
-		out := &wire.CommitList{Epoch: epoch}
+		mk, err := s.roomMasterKey(ctx, store.RoomID(r.Room))
+		if err != nil {
+			return nil, err
+		}
+		out := &wire.CommitList{Epoch: epoch, MasterKey: mk.SPKI()}
 		size := 0
 		for _, c := range cs {
 			if size += len(c) + commitOverhead; size > replyBudget && len(out.Commits) > 0 {

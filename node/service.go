@@ -110,6 +110,9 @@ type Service struct {
 	closed  bool
 	subs    map[cryptosuite.PeerID]map[*Subscription]struct{}
 	members map[store.RoomID][]cryptosuite.PeerID // push targets: members that have not left
+	// masterKeys caches rooms' masters' identity keys by peer ID, at
+	// most maxMasterKeys (a peer ID has one key).
+	masterKeys map[cryptosuite.PeerID]*cryptosuite.PublicKey
 
 	poll *poller // nil unless ServiceConfig.PollInterval is set
 }
@@ -123,8 +126,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	s := &Service{
 		host: h, now: cfg.Now, log: cfg.Logger,
 		pushQueue: cfg.PushQueue, pushTimeout: cfg.PushWriteTimeout, requestTimeout: cfg.RequestTimeout,
-		subs:    map[cryptosuite.PeerID]map[*Subscription]struct{}{},
-		members: map[store.RoomID][]cryptosuite.PeerID{},
+		subs:       map[cryptosuite.PeerID]map[*Subscription]struct{}{},
+		members:    map[store.RoomID][]cryptosuite.PeerID{},
+		masterKeys: map[cryptosuite.PeerID]*cryptosuite.PublicKey{},
 	}
 	switch {
 	case s.pushQueue < 0 || s.pushTimeout < 0 || s.requestTimeout < 0:
@@ -232,9 +236,13 @@ type MemberInfo struct {
 // RoomInfo is a room's state, its kept history and (a page of) its
 // members in ascending order of peer ID.
 type RoomInfo struct {
-	Room    store.Room
-	Span    store.Span
-	Members []MemberInfo
+	Room store.Room
+	// MasterKey is the identity key of Room.Master: the key its commits
+	// and wrapped keys verify under. RoomClient checks it against the
+	// master's peer ID (VerifyMasterKey).
+	MasterKey *cryptosuite.PublicKey
+	Span      store.Span
+	Members   []MemberInfo
 	// More reports that members after the last one listed exist.
 	More bool
 }
@@ -728,7 +736,11 @@ func (s *Service) RoomInfo(ctx context.Context, caller *cryptosuite.PublicKey, i
 		start = sort.Search(len(ms), func(i int) bool { return bytes.Compare(ms[i].Peer[:], after[:]) > 0 })
 	}
 	end := min(len(ms), start+limit)
-	out := &RoomInfo{Room: info.Room, Span: info.Span, More: end < len(ms), Members: make([]MemberInfo, 0, end-start)}
+	mk, err := s.masterKey(ctx, id, info.Room.Master)
+	if err != nil {
+		return nil, err
+	}
+	out := &RoomInfo{Room: info.Room, MasterKey: mk, Span: info.Span, More: end < len(ms), Members: make([]MemberInfo, 0, end-start)}
 	for _, m := range ms[start:end] {
 		out.Members = append(out.Members, MemberInfo{
 			Peer: m.Peer, Role: m.Role, KeyPackage: m.KeyPackageHash, AckedEpoch: m.AckedEpoch, Left: m.Leave != nil,
@@ -880,6 +892,77 @@ func (s *Service) FetchCommits(ctx context.Context, caller *cryptosuite.PublicKe
 		out[i] = c.Blob
 	}
 	return out, epoch, nil
+}
+
+// maxMasterKeys bounds the Service's cache of masters' identity keys.
+const maxMasterKeys = 1024
+
+// ErrWrongMasterKey reports a host that served, as a room's master's
+// identity key, a key whose SHA-256 is not the master's peer ID.
+var ErrWrongMasterKey = errors.New("node: the host's master key is not the master's")
+
+// VerifyMasterKey checks what a host says of a room's master (RoomInfo
+// and CommitList replies carry both): spki must be an identity key whose
+// SHA-256 is the peer ID master, else the error matches
+// ErrWrongMasterKey. The key then verifies the room's commits and
+// wrapped keys (room.VerifyCommit, room.NewMemberState).
+func VerifyMasterKey(master cryptosuite.PeerID, spki []byte) (*cryptosuite.PublicKey, error) {
+	pk, err := cryptosuite.ParsePublicKey(spki)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWrongMasterKey, err)
+	}
+	if pk.PeerID() != master {
+		return nil, fmt.Errorf("%w: a key of %s for master %s", ErrWrongMasterKey, pk.PeerID().Short(), master.Short())
+	}
+	return pk, nil
+}
+
+// masterKey returns the identity key of master, room id's master, from
+// the key package its member record names: a key package the host
+// verified when it was published and keeps while a member names it. The
+// caller's right to the room was checked by the operation before. The
+// client checks that the key's SHA-256 is the master's peer ID, so the
+// host vouches for nothing; since a peer ID has one key, the keys are
+// cached by peer ID. Both front ends serve it: wire's RoomInfoReply and
+// CommitList, the shim's room info and commit list.
+func (s *Service) masterKey(ctx context.Context, id store.RoomID, master cryptosuite.PeerID) (*cryptosuite.PublicKey, error) {
+	s.mu.Lock()
+	k, ok := s.masterKeys[master]
+	s.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	m, err := s.host.Store().GetMember(ctx, id, master)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := s.host.KeyPackage(ctx, m.KeyPackageHash)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := room.VerifyStoredKeyPackage(blob)
+	if err != nil {
+		return nil, err
+	}
+	if kp.Owner != master {
+		return nil, fmt.Errorf("node: the key package of master %s is %s's", master.Short(), kp.Owner.Short())
+	}
+	s.mu.Lock()
+	if len(s.masterKeys) >= maxMasterKeys {
+		clear(s.masterKeys)
+	}
+	s.masterKeys[master] = kp.IdentityKey
+	s.mu.Unlock()
+	return kp.IdentityKey, nil
+}
+
+// roomMasterKey returns the identity key of room id's master (masterKey).
+func (s *Service) roomMasterKey(ctx context.Context, id store.RoomID) (*cryptosuite.PublicKey, error) {
+	rm, err := s.host.Store().GetRoom(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.masterKey(ctx, id, rm.Master)
 }
 
 // FetchKeyPackage returns the key package with hash.

@@ -97,7 +97,7 @@ func corpusSeeds(t testing.TB) map[string][]byte {
 	ltyp, lkvs := entries(t, mustEncode(t, &wire.RoomList{Rooms: []wire.RoomEntry{sampleRoomEntry(0)}}))
 	seeds["room-list-array32-huge"] = assemble(ltyp, replace(lkvs, "rs", []byte{0xdd, 0xff, 0xff, 0xff, 0xff}))
 	seeds["room-list-element-not-map"] = assemble(ltyp, replace(lkvs, "rs", []byte{0x91, 0x01}))
-	ctyp, ckvs := entries(t, mustEncode(t, &wire.CommitList{Commits: [][]byte{{1}}, Epoch: 1}))
+	ctyp, ckvs := entries(t, mustEncode(t, &wire.CommitList{Commits: [][]byte{{1}}, Epoch: 1, MasterKey: seq(0x1d, 44)}))
 	seeds["commit-list-bin32-huge"] = assemble(ctyp, replace(ckvs, "cs", []byte{0x91, 0xc6, 0xff, 0xff, 0xff, 0xff}))
 	ftyp, fkvs := entries(t, mustEncode(t, &wire.FetchKeyPackage{Hash: seq(0, wire.HashSize)}))
 	seeds["fetch-key-package-both"] = assemble(ftyp, replace(fkvs, "p", mp(seq(1, wire.PeerIDSize))))

@@ -981,20 +981,23 @@ func (e *MemberEntry) validate(t Type, key string) error {
 // RoomInfoReply answers RoomInfo: the room's state, the span of its kept
 // history, and a page of its members in ascending order of peer ID.
 type RoomInfoReply struct {
-	Room    []byte        `msgpack:"r"`  // RoomIDSize bytes
-	Name    []byte        `msgpack:"n"`  // 1..MaxRoomNameSize bytes
-	Master  []byte        `msgpack:"m"`  // PeerIDSize bytes
-	Suite   uint16        `msgpack:"s"`  // the room's AEAD suite id
-	Epoch   uint64        `msgpack:"e"`  // 1..MaxSeq
-	Head    []byte        `msgpack:"h"`  // HashSize bytes
-	Created int64         `msgpack:"t"`  // Unix milliseconds
-	First   uint64        `msgpack:"f"`  // 0..MaxSeq: the oldest kept message, 0 for none
-	Last    uint64        `msgpack:"la"` // 0..MaxSeq: the latest message, 0 for none
-	Members []MemberEntry `msgpack:"ms"` // 0..MaxInfoMembers
-	More    bool          `msgpack:"mo"` // more members follow the last one listed
+	Room   []byte `msgpack:"r"` // RoomIDSize bytes
+	Name   []byte `msgpack:"n"` // 1..MaxRoomNameSize bytes
+	Master []byte `msgpack:"m"` // PeerIDSize bytes
+	// MasterKey is the master's identity key (SPKI DER,
+	// 1..MaxIdentityKeySize bytes); its SHA-256 must be Master.
+	MasterKey []byte        `msgpack:"mk"`
+	Suite     uint16        `msgpack:"s"`  // the room's AEAD suite id
+	Epoch     uint64        `msgpack:"e"`  // 1..MaxSeq
+	Head      []byte        `msgpack:"h"`  // HashSize bytes
+	Created   int64         `msgpack:"t"`  // Unix milliseconds
+	First     uint64        `msgpack:"f"`  // 0..MaxSeq: the oldest kept message, 0 for none
+	Last      uint64        `msgpack:"la"` // 0..MaxSeq: the latest message, 0 for none
+	Members   []MemberEntry `msgpack:"ms"` // 0..MaxInfoMembers
+	More      bool          `msgpack:"mo"` // more members follow the last one listed
 }
 
-var roomInfoReplyKeys = []string{"r", "n", "m", "s", "e", "h", "t", "f", "la", "ms", "mo"}
+var roomInfoReplyKeys = []string{"r", "n", "m", "mk", "s", "e", "h", "t", "f", "la", "ms", "mo"}
 
 // Type returns TypeRoomInfoReply.
 func (*RoomInfoReply) Type() Type { return TypeRoomInfoReply }
@@ -1012,6 +1015,8 @@ func (m *RoomInfoReply) DecodeMsgpack(d *msgpack.Decoder) error {
 			v.Name = fd.bytes(MaxRoomNameSize)
 		case "m":
 			v.Master = fd.bytes(PeerIDSize)
+		case "mk":
+			v.MasterKey = fd.bytes(MaxIdentityKeySize)
 		case "s":
 			v.Suite = fd.uint16()
 		case "e":
@@ -1040,6 +1045,7 @@ func (m *RoomInfoReply) Validate() error {
 		checkRoomID(t, "r", m.Room),
 		checkBytes(t, "n", m.Name, 1, MaxRoomNameSize),
 		checkBytes(t, "m", m.Master, PeerIDSize, PeerIDSize),
+		checkBytes(t, "mk", m.MasterKey, 1, MaxIdentityKeySize),
 		checkRange(t, "e", m.Epoch, 1, MaxSeq),
 		checkBytes(t, "h", m.Head, HashSize, HashSize),
 		checkRange(t, "f", m.First, 0, MaxSeq),
@@ -1186,9 +1192,12 @@ func (m *WrappedKeyReply) Validate() error {
 type CommitList struct {
 	Commits [][]byte `msgpack:"cs"` // 0..MaxListLimit, each 1..MaxCommitBlob bytes
 	Epoch   uint64   `msgpack:"e"`  // 1..MaxSeq: the room's current epoch
+	// MasterKey is the master's identity key (SPKI DER,
+	// 1..MaxIdentityKeySize bytes), the key the commits are signed with.
+	MasterKey []byte `msgpack:"mk"`
 }
 
-var commitListKeys = []string{"cs", "e"}
+var commitListKeys = []string{"cs", "e", "mk"}
 
 // Type returns TypeCommitList.
 func (*CommitList) Type() Type { return TypeCommitList }
@@ -1206,6 +1215,8 @@ func (m *CommitList) DecodeMsgpack(d *msgpack.Decoder) error {
 				func(i int) { v.Commits[i] = fd.bytes(MaxCommitBlob) })
 		case "e":
 			v.Epoch = fd.seq()
+		case "mk":
+			v.MasterKey = fd.bytes(MaxIdentityKeySize)
 		}
 	}, func() { *m = v })
 }
@@ -1221,7 +1232,10 @@ func (m *CommitList) Validate() error {
 			return err
 		}
 	}
-	return checkRange(t, "e", m.Epoch, 1, MaxSeq)
+	return firstError(
+		checkRange(t, "e", m.Epoch, 1, MaxSeq),
+		checkBytes(t, "mk", m.MasterKey, 1, MaxIdentityKeySize),
+	)
 }
 
 // KeyPackageReply answers FetchKeyPackage with the signed key package.

@@ -50,7 +50,7 @@ func roomSamples() []namedMessage {
 		{"Ack", &wire.Ack{}},
 		{"RoomList", &wire.RoomList{Rooms: []wire.RoomEntry{sampleRoomEntry(0x10), sampleRoomEntry(0x11)}}},
 		{"RoomInfoReply", &wire.RoomInfoReply{
-			Room: room, Name: []byte("lab"), Master: seq(0x12, wire.PeerIDSize), Suite: 2, Epoch: 5,
+			Room: room, Name: []byte("lab"), Master: seq(0x12, wire.PeerIDSize), MasterKey: seq(0x1e, 44), Suite: 2, Epoch: 5,
 			Head: seq(0x13, wire.HashSize), Created: 1_764_036_000_000, First: 1, Last: 99,
 			Members: []wire.MemberEntry{sampleMemberEntry(0x14), sampleMemberEntry(0x15)}, More: true,
 		}},
@@ -60,7 +60,7 @@ func roomSamples() []namedMessage {
 			{Seq: 43, Stored: 1_764_036_000_002, Blob: seq(0x17, 501)},
 		}}},
 		{"WrappedKeyReply", &wire.WrappedKeyReply{Wrapped: seq(0x18, 270)}},
-		{"CommitList", &wire.CommitList{Commits: [][]byte{seq(0x19, 400), seq(0x1a, 468)}, Epoch: 7}},
+		{"CommitList", &wire.CommitList{Commits: [][]byte{seq(0x19, 400), seq(0x1a, 468)}, Epoch: 7, MasterKey: seq(0x1d, 44)}},
 		{"KeyPackageReply", &wire.KeyPackageReply{KeyPackage: seq(0x1b, 300)}},
 		{"LeaveReply", &wire.LeaveReply{Leave: seq(0x1c, 200)}},
 		{"RoomError", wire.NewRoomError(wire.ReasonStaleEpoch, 5)},
@@ -109,14 +109,14 @@ func roomEdgeSamples() []namedMessage {
 		{"RoomList/empty", &wire.RoomList{}},
 		{"RoomList/max", &wire.RoomList{Rooms: rooms}},
 		{"RoomInfoReply/max", &wire.RoomInfoReply{
-			Room: room, Name: bytes.Repeat([]byte("é"), wire.MaxRoomNameSize/2), Master: seq(8, wire.PeerIDSize),
+			Room: room, Name: bytes.Repeat([]byte("é"), wire.MaxRoomNameSize/2), Master: seq(8, wire.PeerIDSize), MasterKey: seq(8, wire.MaxIdentityKeySize),
 			Suite: 0xffff, Epoch: wire.MaxSeq, Head: seq(9, wire.HashSize), Created: math.MinInt64,
 			First: wire.MaxSeq, Last: wire.MaxSeq, Members: members,
 		}},
 		{"MessageList/empty", &wire.MessageList{}},
 		{"MessageList/big", &wire.MessageList{Messages: msgs}},
-		{"CommitList/empty", &wire.CommitList{Epoch: 1}},
-		{"CommitList/max-commit", &wire.CommitList{Commits: [][]byte{seq(10, wire.MaxCommitBlob)}, Epoch: wire.MaxSeq}},
+		{"CommitList/empty", &wire.CommitList{Epoch: 1, MasterKey: seq(0x1d, 44)}},
+		{"CommitList/max-commit", &wire.CommitList{Commits: [][]byte{seq(10, wire.MaxCommitBlob)}, Epoch: wire.MaxSeq, MasterKey: seq(0x1d, 44)}},
 		{"RoomError/unknown-reason", &wire.RoomError{Code: 0xffff, Reason: 0xffff, Value: wire.MaxSeq, Message: "x"}},
 		{"RoomError/empty-message", &wire.RoomError{Code: wire.CodeInternal, Reason: wire.ReasonInternal}},
 		{"MessagePush/max", &wire.MessagePush{Room: room, Seq: wire.MaxSeq, Stored: math.MaxInt64, Blob: seq(11, wire.MaxMessageBlob)}},
@@ -150,11 +150,11 @@ func roomBoundCases() []boundCase {
 	member := func(f func(*wire.MemberEntry)) wire.Message {
 		e := sampleMemberEntry(0)
 		f(&e)
-		return &wire.RoomInfoReply{Room: room, Name: []byte("x"), Master: seq(0, 32), Epoch: 1, Head: seq(0, 32),
+		return &wire.RoomInfoReply{Room: room, Name: []byte("x"), Master: seq(0, 32), MasterKey: seq(1, 44), Epoch: 1, Head: seq(0, 32),
 			Members: []wire.MemberEntry{e}}
 	}
 	info := func(f func(*wire.RoomInfoReply)) wire.Message {
-		m := &wire.RoomInfoReply{Room: room, Name: []byte("x"), Master: seq(0, 32), Epoch: 1, Head: seq(0, 32)}
+		m := &wire.RoomInfoReply{Room: room, Name: []byte("x"), Master: seq(0, 32), MasterKey: seq(1, 44), Epoch: 1, Head: seq(0, 32)}
 		f(m)
 		return m
 	}
@@ -197,6 +197,8 @@ func roomBoundCases() []boundCase {
 		{"RoomList max+1", &wire.RoomList{Rooms: make([]wire.RoomEntry, wire.MaxListLimit+1)}, "rs", wire.ErrTooLong},
 		{"RoomInfoReply member peer 31", member(func(e *wire.MemberEntry) { e.Peer = seq(0, 31) }), "ms.p", wire.ErrLength},
 		{"RoomInfoReply member role 0", member(func(e *wire.MemberEntry) { e.Role = 0 }), "ms.o", wire.ErrOutOfRange},
+		{"RoomInfoReply no master key", info(func(m *wire.RoomInfoReply) { m.MasterKey = nil }), "mk", wire.ErrLength},
+		{"RoomInfoReply master key max+1", info(func(m *wire.RoomInfoReply) { m.MasterKey = seq(0, wire.MaxIdentityKeySize+1) }), "mk", wire.ErrTooLong},
 		{"RoomInfoReply member key package empty", member(func(e *wire.MemberEntry) { e.KeyPackage = nil }), "ms.k", wire.ErrLength},
 		{"RoomInfoReply member acked 2^53", member(func(e *wire.MemberEntry) { e.Acked = wire.MaxSeq + 1 }), "ms.ak", wire.ErrOutOfRange},
 		{"RoomInfoReply members max+1", info(func(m *wire.RoomInfoReply) { m.Members = make([]wire.MemberEntry, wire.MaxInfoMembers+1) }), "ms", wire.ErrTooLong},
@@ -207,7 +209,9 @@ func roomBoundCases() []boundCase {
 		{"MessageList blob empty", &wire.MessageList{Messages: []wire.StoredMessage{{Seq: 1}}}, "ms.b", wire.ErrLength},
 		{"MessageList blob max+1", &wire.MessageList{Messages: []wire.StoredMessage{{Seq: 1, Blob: seq(0, wire.MaxMessageBlob+1)}}}, "ms.b", wire.ErrTooLong},
 		{"WrappedKeyReply empty", &wire.WrappedKeyReply{}, "w", wire.ErrLength},
-		{"CommitList epoch 0", &wire.CommitList{}, "e", wire.ErrOutOfRange},
+		{"CommitList epoch 0", &wire.CommitList{MasterKey: seq(0, 44)}, "e", wire.ErrOutOfRange},
+		{"CommitList no master key", &wire.CommitList{Epoch: 1}, "mk", wire.ErrLength},
+		{"CommitList master key max+1", &wire.CommitList{Epoch: 1, MasterKey: seq(0, wire.MaxIdentityKeySize+1)}, "mk", wire.ErrTooLong},
 		{"CommitList empty commit", &wire.CommitList{Commits: [][]byte{{1}, nil}, Epoch: 1}, "cs", wire.ErrLength},
 		{"CommitList commit max+1", &wire.CommitList{Commits: [][]byte{seq(0, wire.MaxCommitBlob+1)}, Epoch: 1}, "cs", wire.ErrTooLong},
 		{"KeyPackageReply max+1", &wire.KeyPackageReply{KeyPackage: seq(0, wire.MaxKeyPackageBlob+1)}, "kp", wire.ErrTooLong},
@@ -276,7 +280,7 @@ func TestRoomNestedDecoding(t *testing.T) {
 	decodeFails(t, p, typ, "rs", wire.ErrTruncated)
 
 	// Commits are a list of bin.
-	ctyp, ckvs := entries(t, mustEncode(t, &wire.CommitList{Commits: [][]byte{{1}}, Epoch: 1}))
+	ctyp, ckvs := entries(t, mustEncode(t, &wire.CommitList{Commits: [][]byte{{1}}, Epoch: 1, MasterKey: seq(0x1d, 44)}))
 	decodeFails(t, assemble(ctyp, replace(ckvs, "cs", []byte{0x91, 0xa1, 'x'})), ctyp, "cs", wire.ErrWrongType)
 	decodeFails(t, assemble(ctyp, replace(ckvs, "cs", []byte{0x91, 0xc6, 0x00, 0x10, 0x00, 0x01})), ctyp, "cs", wire.ErrTooLong)
 	m, err := wire.Decode(assemble(ctyp, replace(ckvs, "cs", []byte{0xc0})))

@@ -321,25 +321,15 @@ func without(peers, gone []cryptosuite.PeerID) []cryptosuite.PeerID {
 }
 
 // join makes this peer's state of a room it was invited to: from the
-// master's key (its key package on the host, checked against the master
-// peer ID) and the first commit that lists this peer.
+// master's key (the host's room info carries it; RoomInfo checked it
+// against the master's peer ID) and the first commit that lists this peer.
 func (s *roomSession) join(ctx context.Context, id store.RoomID) (*room.MemberState, error) {
 	info, err := s.rc.RoomInfo(ctx, id)
 	if err != nil {
 		return nil, hostErr(err)
 	}
-	master := info.Room.Master
-	blob, err := s.rc.LatestKeyPackage(ctx, master)
-	if err != nil {
-		return nil, fmt.Errorf("fetching the key of master %s: %w", master, hostErr(err))
-	}
-	kp, err := room.VerifyStoredKeyPackage(blob)
-	if err != nil {
-		return nil, fmt.Errorf("the master's key package: %w", err)
-	}
-	if kp.Owner != master {
-		return nil, fmt.Errorf("the host served a key package of %s for master %s", kp.Owner, master)
-	}
+	// RoomInfo checked the master's key against its peer ID.
+	master, mk := info.Room.Master, info.MasterKey
 	var after uint64
 	for range maxPages {
 		commits, _, err := s.rc.FetchCommits(ctx, id, after, wire.MaxListLimit)
@@ -350,7 +340,7 @@ func (s *roomSession) join(ctx context.Context, id store.RoomID) (*room.MemberSt
 			break
 		}
 		for i, b := range commits {
-			c, err := room.VerifyCommit(b, kp.IdentityKey, nil)
+			c, err := room.VerifyCommit(b, mk, nil)
 			if err != nil {
 				return nil, fmt.Errorf("a commit of room %s: %w", id, err)
 			}
@@ -359,7 +349,7 @@ func (s *roomSession) join(ctx context.Context, id store.RoomID) (*room.MemberSt
 				if m.Peer != s.id.PeerID() {
 					continue
 				}
-				st, err := room.NewMemberState(b, kp.IdentityKey, s.id.PeerID(), nil)
+				st, err := room.NewMemberState(b, mk, s.id.PeerID(), nil)
 				if err != nil {
 					return nil, err
 				}
