@@ -189,12 +189,12 @@ func TestCanonExamples(t *testing.T) {
 			join(append(msg, seq(8, 0x30))...),
 		"room leave request (signed by the member's identity key)": `canon "lanpeer/v1 room leave" ` +
 			join(room, sender, "$(u64 2)", "$(u64 1764036120000)"),
-		"LAN announcement (signed by the identity key; addresses 192.0.2.7:7000, [::]:7000, 192.0.2.7:8080)": `canon "lanpeer/v1 announce" ` +
+		"LAN announcement (signed by the identity key; addresses 192.0.2.7:7000, [::]:7000, https 192.0.2.7:8080)": `canon "lanpeer/v1 announce" ` +
 			join(member, sid, "$(list 00000000000000000000ffffc00002071b58 000000000000000000000000000000001b58)",
-				"$(list 00000000000000000000ffffc00002071f90)", "$(txt 'lab printer')", "$(u64 30000)", "$(u64 1764036000000)"),
+				"$(list 00000000000000000000ffffc00002071f90)", "$(txt https)", "$(txt 'lab printer')", "$(u64 30000)", "$(u64 1764036000000)"),
 		"directory record (signed by the peer's identity key)": `canon "lanpeer/v1 directory record" ` +
 			join(member, seq(44, 0x30), "$(list $(txt 192.0.2.7:7450) $(txt '[2001:db8::7]:7450'))",
-				"$(list $(txt 192.0.2.7:7451))", "$(u64 1764036000000)", "$(u64 1764039600000)"),
+				"$(list $(txt https://192.0.2.7:7451))", "$(u64 1764036000000)", "$(u64 1764039600000)"),
 	}
 	recs := readKV(t, filepath.Join("..", "canon", "testdata", "examples.txt"))
 	if len(recs) != len(cmds) {
