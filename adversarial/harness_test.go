@@ -148,13 +148,25 @@ func serveHonest(p *peer, ip string) error {
 // began and one after it ended.
 func whileServing(t *testing.T, p *peer, ip string, attack func()) {
 	t.Helper()
+	servedDuring(t, "client", ip, func(ip string) error { return serveHonest(p, ip) }, attack)
+	if err := serveHonest(p, honestIP(ip, 1000)); err != nil {
+		t.Fatalf("an honest client was not served after the attack: %v", err)
+	}
+}
+
+// servedDuring runs attack while honest clients of one kind (what) are
+// served one after another by serve, each from honestIP(ip, i); it fails
+// the test unless every one of them was served and at least one after the
+// attack began.
+func servedDuring(t *testing.T, what, ip string, serve func(ip string) error, attack func()) {
+	t.Helper()
 	var stop atomic.Bool
 	var served atomic.Int64
 	errc := make(chan error, 1)
 	go func() {
 		var first error
 		for i := 0; i < 1000 && (!stop.Load() || i == 0); i++ {
-			if err := serveHonest(p, honestIP(ip, i)); err != nil && first == nil {
+			if err := serve(honestIP(ip, i)); err != nil && first == nil {
 				first = err
 			} else if err == nil {
 				served.Add(1)
@@ -165,13 +177,10 @@ func whileServing(t *testing.T, p *peer, ip string, attack func()) {
 	attack()
 	stop.Store(true)
 	if err := <-errc; err != nil {
-		t.Fatalf("an honest client was not served during the attack: %v", err)
-	}
-	if err := serveHonest(p, honestIP(ip, 1000)); err != nil {
-		t.Fatalf("an honest client was not served after the attack: %v", err)
+		t.Fatalf("an honest %s was not served during the attack: %v", what, err)
 	}
 	if served.Load() == 0 {
-		t.Fatal("no honest client was served during the attack")
+		t.Fatalf("no honest %s was served during the attack", what)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,28 +113,7 @@ func serveHonestHTTP(hp *httpPeer, ip string) error {
 // honest HTTP client and an honest TCP client are served.
 func whileServingHTTP(t *testing.T, hp *httpPeer, ip string, attack func()) {
 	t.Helper()
-	var stop atomic.Bool
-	var served atomic.Int64
-	errc := make(chan error, 1)
-	go func() {
-		var first error
-		for i := 0; i < 1000 && (!stop.Load() || i == 0); i++ {
-			if err := serveHonestHTTP(hp, honestIP(ip, i)); err != nil && first == nil {
-				first = err
-			} else if err == nil {
-				served.Add(1)
-			}
-		}
-		errc <- first
-	}()
-	attack()
-	stop.Store(true)
-	if err := <-errc; err != nil {
-		t.Fatalf("an honest HTTP client was not served during the attack: %v", err)
-	}
-	if served.Load() == 0 {
-		t.Fatal("no honest HTTP client was served during the attack")
-	}
+	servedDuring(t, "HTTP client", ip, func(ip string) error { return serveHonestHTTP(hp, ip) }, attack)
 	if err := serveHonestHTTP(hp, honestIP(ip, 1000)); err != nil {
 		t.Fatalf("an honest HTTP client was not served after the attack: %v", err)
 	}
